@@ -1,0 +1,61 @@
+# engineering_metrics: DORA delivery metrics and SLO error budgets in PostgreSQL.
+#
+# Everyday targets:
+#   make              build the module and the install script
+#   make install      install into the PostgreSQL that pg_config points at
+#   make test         the README's test command: set-up, build, install, every test
+#   make demo         the README's main job: a throwaway cluster with a report
+#   make demo-stop    stop the demo cluster
+#   make installcheck / prove_installcheck   the suites alone (as a non-root user)
+
+EXTENSION = engineering_metrics
+EXTVERSION = 0.1.0
+
+MODULE_big = $(EXTENSION)
+OBJS = $(patsubst %.c,%.o,$(sort $(wildcard src/*.c)))
+PGFILEDESC = "engineering_metrics - DORA and SLO metrics inside PostgreSQL"
+
+# The install script is assembled from the ordered parts in sql/$(EXTENSION)/;
+# upgrade scripts (sql/$(EXTENSION)--A--B.sql) are committed as they are.
+INSTALL_PARTS = $(sort $(wildcard sql/$(EXTENSION)/*.sql))
+DATA_built = sql/$(EXTENSION)--$(EXTVERSION).sql
+DATA = $(wildcard sql/$(EXTENSION)--*--*.sql)
+
+# Regression inputs live in sql/ beside the install scripts and their
+# expected output in expected/, because PostgreSQL 15's pg_regress reads
+# <inputdir>/sql and <inputdir>/expected.
+REGRESS = $(sort $(patsubst sql/%.sql,%,$(filter-out sql/$(EXTENSION)--%,$(wildcard sql/*.sql))))
+REGRESS_OPTS = --inputdir=. --temp-instance=./tmp_check --temp-config=test/regress.conf \
+	--load-extension=$(EXTENSION)
+
+TAP_TESTS = 1
+PROVE_TESTS = $(sort $(wildcard test/t/*.pl))
+
+PG_CONFIG ?= pg_config
+PG_CPPFLAGS = -DEM_VERSION=\"$(EXTVERSION)\" -isystem $(shell $(PG_CONFIG) --includedir-server) \
+	$(shell curl-config --cflags)
+PG_CFLAGS = -std=c11 -Wall -Wextra -Werror
+SHLIB_LINK = $(shell curl-config --libs)
+
+EXTRA_CLEAN = sql/$(EXTENSION)--$(EXTVERSION).sql results regression.diffs \
+	regression.out tmp_check log
+
+PGXS := $(shell $(PG_CONFIG) --pgxs)
+include $(PGXS)
+
+# Makefile.global resets PROVE_FLAGS, so ours comes after it.
+PROVE_FLAGS = -I ./test/perl
+
+sql/$(EXTENSION)--$(EXTVERSION).sql: $(INSTALL_PARTS)
+	cat $^ > $@
+
+.PHONY: test demo demo-stop bench
+
+test:
+	test/run-tests
+
+demo:
+	test/demo/run
+
+demo-stop:
+	test/demo/stop
