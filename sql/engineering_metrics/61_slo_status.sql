@@ -39,6 +39,49 @@ RETURNS TABLE (
 )
 LANGUAGE sql STABLE PARALLEL SAFE
 AS $$
+    -- Each window is summed by its own range scan of the primary key: the
+    -- short windows read a few rows, and only the period reads them all
+    -- (several times faster than one scan with a FILTER per window).
+    WITH the_slo AS (
+        SELECT s.* FROM engineering.slos s WHERE s.id = engineering._slo_id(slo_name)
+    ),
+    sums AS (
+        SELECT v.label, x.total, x.bad, x.first_measured_at
+        FROM the_slo s
+        CROSS JOIN LATERAL (VALUES ('5m', interval '5 minutes'), ('30m', interval '30 minutes'),
+                                   ('1h', interval '1 hour'), ('2h', interval '2 hours'),
+                                   ('6h', interval '6 hours'), ('1d', interval '24 hours'),
+                                   ('3d', interval '72 hours'),
+                                   ('period', engineering._slo_fixed(s.period))) AS v (label, length)
+        CROSS JOIN LATERAL (
+            SELECT sum(m.total) AS total, sum(m.total - m.good) AS bad,
+                   min(m.measured_at) AS first_measured_at
+            FROM engineering.slo_measurements m
+            WHERE m.slo_id = s.id
+              AND m.measured_at > at - v.length
+              AND m.measured_at <= at
+        ) x
+    ),
+    w AS (
+        SELECT max(total) FILTER (WHERE label = '5m')     AS total_5m,
+               max(bad)   FILTER (WHERE label = '5m')     AS bad_5m,
+               max(total) FILTER (WHERE label = '30m')    AS total_30m,
+               max(bad)   FILTER (WHERE label = '30m')    AS bad_30m,
+               max(total) FILTER (WHERE label = '1h')     AS total_1h,
+               max(bad)   FILTER (WHERE label = '1h')     AS bad_1h,
+               max(total) FILTER (WHERE label = '2h')     AS total_2h,
+               max(bad)   FILTER (WHERE label = '2h')     AS bad_2h,
+               max(total) FILTER (WHERE label = '6h')     AS total_6h,
+               max(bad)   FILTER (WHERE label = '6h')     AS bad_6h,
+               max(total) FILTER (WHERE label = '1d')     AS total_1d,
+               max(bad)   FILTER (WHERE label = '1d')     AS bad_1d,
+               max(total) FILTER (WHERE label = '3d')     AS total_3d,
+               max(bad)   FILTER (WHERE label = '3d')     AS bad_3d,
+               max(total) FILTER (WHERE label = 'period') AS total_p,
+               max(bad)   FILTER (WHERE label = 'period') AS bad_p,
+               max(first_measured_at) FILTER (WHERE label = 'period') AS first_measured_at
+        FROM sums
+    )
     SELECT s.name, s.service, s.objective, s.period,
            engineering._slo_burn_rate(w.bad_5m, w.total_5m, s.objective),
            engineering._slo_burn_rate(w.bad_30m, w.total_30m, s.objective),
@@ -63,34 +106,11 @@ AS $$
                                            / (w.total_p * w.bad_1h)))
            END,
            w.first_measured_at
-    FROM engineering.slos s
-    CROSS JOIN LATERAL (
-        SELECT sum(m.total) FILTER (WHERE m.measured_at > at - interval '5 minutes')  AS total_5m,
-               sum(m.total - m.good) FILTER (WHERE m.measured_at > at - interval '5 minutes')  AS bad_5m,
-               sum(m.total) FILTER (WHERE m.measured_at > at - interval '30 minutes') AS total_30m,
-               sum(m.total - m.good) FILTER (WHERE m.measured_at > at - interval '30 minutes') AS bad_30m,
-               sum(m.total) FILTER (WHERE m.measured_at > at - interval '1 hour')     AS total_1h,
-               sum(m.total - m.good) FILTER (WHERE m.measured_at > at - interval '1 hour')     AS bad_1h,
-               sum(m.total) FILTER (WHERE m.measured_at > at - interval '2 hours')    AS total_2h,
-               sum(m.total - m.good) FILTER (WHERE m.measured_at > at - interval '2 hours')    AS bad_2h,
-               sum(m.total) FILTER (WHERE m.measured_at > at - interval '6 hours')    AS total_6h,
-               sum(m.total - m.good) FILTER (WHERE m.measured_at > at - interval '6 hours')    AS bad_6h,
-               sum(m.total) FILTER (WHERE m.measured_at > at - interval '24 hours')   AS total_1d,
-               sum(m.total - m.good) FILTER (WHERE m.measured_at > at - interval '24 hours')   AS bad_1d,
-               sum(m.total) FILTER (WHERE m.measured_at > at - interval '72 hours')   AS total_3d,
-               sum(m.total - m.good) FILTER (WHERE m.measured_at > at - interval '72 hours')   AS bad_3d,
-               sum(m.total) FILTER (WHERE m.measured_at > at - engineering._slo_fixed(s.period)) AS total_p,
-               sum(m.total - m.good) FILTER (WHERE m.measured_at > at - engineering._slo_fixed(s.period)) AS bad_p,
-               min(m.measured_at) FILTER (WHERE m.measured_at > at - engineering._slo_fixed(s.period)) AS first_measured_at
-        FROM engineering.slo_measurements m
-        WHERE m.slo_id = s.id
-          AND m.measured_at > at - greatest(engineering._slo_fixed(s.period), interval '72 hours')
-          AND m.measured_at <= at
-    ) w
+    FROM the_slo s
+    CROSS JOIN w
     CROSS JOIN LATERAL (
         SELECT engineering._slo_burn_rate(w.bad_p, w.total_p, s.objective) AS burn_rate_period
     ) b
-    WHERE s.id = engineering._slo_id(slo_name)
 $$;
 COMMENT ON FUNCTION engineering.slo_status(text, timestamptz) IS
     'burn rates over 5m, 30m, 1h, 2h, 6h, 1d, 3d and the period, SLI, error budget consumed and remaining, and time until the budget is exhausted at the current 1h burn rate, for windows (at - w, at]';
