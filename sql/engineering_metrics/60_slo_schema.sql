@@ -110,6 +110,10 @@ CREATE TABLE engineering.slo_measurements (
         CHECK (good <= total
                OR engineering._reject_value('slo_measurements.good', good::text, format('good must not exceed total (%s)', total)))
 );
+-- lets a source be deleted (its foreign key checked) without scanning every
+-- hand-made measurement
+CREATE INDEX slo_measurements_source_idx
+    ON engineering.slo_measurements (source_id) WHERE source_id IS NOT NULL;
 
 COMMENT ON TABLE engineering.slo_measurements IS
     'SLI counts per SLO: good and total events for the interval ending at measured_at; upsert on (slo_id, measured_at) to correct late data';
