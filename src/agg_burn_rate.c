@@ -7,7 +7,9 @@
  * burn rate = (1 - sum(good) / sum(total)) / (1 - objective): a ratio of
  * sums, never a mean of ratios.  In binary floating point 1 - 0.999 is
  * 0.0010000000000000009, so the textbook example (900 bad of 60,000 at
- * 99.9%) would come out as 14.999999999999986.  We take the objective as
+ * 99.9%) computed as 900.0 / 60000 / (1 - 0.999) comes out as
+ * 14.999999999999986, and (1 - 59100.0 / 60000) / (1 - 0.999) is off in
+ * other windows (7.7500000000000275 for 930 of 120,000).  We take the objective as
  * the decimal its shortest text form shows (0.999 = 999 / 1000), so the
  * budget is the exact fraction 1 / 1000, and compute
  *
