@@ -204,14 +204,14 @@ em_burn_rate_state_send(PG_FUNCTION_ARGS)
 }
 
 /* state_for_update: in place inside an aggregate, else a copy */
-static BurnRateState *
+static inline BurnRateState *
 state_for_update(FunctionCallInfo fcinfo)
 {
-	BurnRateState *state = (BurnRateState *) PG_DETOAST_DATUM(PG_GETARG_DATUM(0));
+	Pointer		arg = DatumGetPointer(PG_GETARG_DATUM(0));
 
-	if (AggCheckCallContext(fcinfo, NULL) && (Pointer) state == DatumGetPointer(PG_GETARG_DATUM(0)))
-		return state;
-	return (BurnRateState *) pg_detoast_datum_copy((struct varlena *) state);
+	if (likely(!VARATT_IS_EXTENDED(arg) && em_in_aggregate(fcinfo)))
+		return (BurnRateState *) arg;
+	return (BurnRateState *) pg_detoast_datum_copy((struct varlena *) arg);
 }
 
 /*

@@ -17,6 +17,7 @@
 #include "common/int.h"
 #include "datatype/timestamp.h"
 #include "fmgr.h"
+#include "nodes/execnodes.h"
 #include "utils/timestamp.h"
 
 /*
@@ -70,6 +71,17 @@ extern bool em_parse_end(const char *p);
 /* decimal digits of a uint128 into buf (EM_UINT128_DIGITS bytes) */
 #define EM_UINT128_DIGITS 40
 extern void em_format_uint128(uint128 value, char *buf);
+
+/*
+ * em_in_aggregate: the test AggCheckCallContext starts with, inline, for
+ * transition functions that run once per row and need no aggcontext.
+ */
+static inline bool
+em_in_aggregate(FunctionCallInfo fcinfo)
+{
+	return fcinfo->context != NULL &&
+		(IsA(fcinfo->context, AggState) || IsA(fcinfo->context, WindowAggState));
+}
 
 /* The "called in non-aggregate context" error of every support function. */
 extern void em_not_aggregate(const char *function) pg_attribute_noreturn();

@@ -160,14 +160,14 @@ em_mttr_state_send(PG_FUNCTION_ARGS)
  * aggregate context, or what we returned), so it is updated in place;
  * called directly, the function must not scribble on its argument.
  */
-static MttrState *
+static inline MttrState *
 state_for_update(FunctionCallInfo fcinfo)
 {
-	MttrState  *state = (MttrState *) PG_DETOAST_DATUM(PG_GETARG_DATUM(0));
+	Pointer		arg = DatumGetPointer(PG_GETARG_DATUM(0));
 
-	if (AggCheckCallContext(fcinfo, NULL) && (Pointer) state == DatumGetPointer(PG_GETARG_DATUM(0)))
-		return state;
-	return (MttrState *) pg_detoast_datum_copy((struct varlena *) state);
+	if (likely(!VARATT_IS_EXTENDED(arg) && em_in_aggregate(fcinfo)))
+		return (MttrState *) arg;
+	return (MttrState *) pg_detoast_datum_copy((struct varlena *) arg);
 }
 
 /* mttr_add: count n more durations summing to sum */
