@@ -39,7 +39,7 @@ PG_FUNCTION_INFO_V1(em_duration_sketch_to_bytea);
 static Size sketch_get_flat_size(ExpandedObjectHeader *eohptr);
 static void sketch_flatten_into(ExpandedObjectHeader *eohptr, void *result, Size allocated_size);
 
-static const ExpandedObjectMethods sketch_methods = {
+const ExpandedObjectMethods em_sketch_methods = {
 	sketch_get_flat_size,
 	sketch_flatten_into
 };
@@ -61,7 +61,9 @@ sketch_expanded_new(MemoryContext parent)
 												  ALLOCSET_SMALL_SIZES);
 	SketchExpanded *sk = MemoryContextAllocZero(context, sizeof(SketchExpanded));
 
-	EOH_init_header(&sk->hdr, &sketch_methods, context);
+	dsk_init();					/* sketch_add relies on the bucket tables */
+
+	EOH_init_header(&sk->hdr, &em_sketch_methods, context);
 	return sk;
 }
 
@@ -73,21 +75,10 @@ sketch_expanded_from_datum(Datum d)
 	{
 		ExpandedObjectHeader *eoh = DatumGetEOHP(d);
 
-		if (eoh->eoh_methods == &sketch_methods)
+		if (eoh->eoh_methods == &em_sketch_methods)
 			return (SketchExpanded *) eoh;
 	}
 	return NULL;
-}
-
-/* sketch_changed: drop the cached binary form */
-static inline void
-sketch_changed(SketchExpanded *sk)
-{
-	if (unlikely(sk->flat != NULL))
-	{
-		pfree(sk->flat);
-		sk->flat = NULL;
-	}
 }
 
 /*
@@ -97,7 +88,7 @@ sketch_changed(SketchExpanded *sk)
  * that had to grow: values usually arrive spread around a typical
  * duration, so a few growths reach the final window.
  */
-static void
+void
 sketch_reserve(SketchExpanded *sk, int first, int last)
 {
 	int			newlo;
@@ -120,40 +111,13 @@ sketch_reserve(SketchExpanded *sk, int first, int last)
 	sk->len = newhi - newlo;
 }
 
-/* count_overflow: more durations than a bigint counts */
-static void
-count_overflow(void)
+/* sketch_count_overflow: more durations than a bigint counts */
+void
+sketch_count_overflow(void)
 {
 	ereport(ERROR,
 			(errcode(ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE),
 			 errmsg("duration_sketch holds too many durations")));
-}
-
-/* sketch_add: see duration_sketch.h */
-void
-sketch_add(SketchExpanded *sk, uint64 us)
-{
-	if (unlikely(sk->count >= (uint64) PG_INT64_MAX))
-		count_overflow();
-	if (sk->count == 0)
-		sk->min = sk->max = us;
-	else if (us < sk->min)
-		sk->min = us;
-	else if (us > sk->max)
-		sk->max = us;
-	sk->count++;
-	sk->sum += us;
-	if (us == 0)
-		sk->zeros++;
-	else
-	{
-		int			k = dsk_bucket_index(us);
-
-		if (unlikely(k < sk->lo || k >= sk->lo + sk->len))
-			sketch_reserve(sk, k, k);
-		sk->counts[k - sk->lo]++;
-	}
-	sketch_changed(sk);
 }
 
 /* sketch_merge: see duration_sketch.h */
@@ -161,7 +125,7 @@ void
 sketch_merge(SketchExpanded *sk, const DskSketch *s)
 {
 	if (s->count > (uint64) PG_INT64_MAX - sk->count)
-		count_overflow();
+		sketch_count_overflow();
 	if (sk->count == 0)
 	{
 		sk->min = s->min;
@@ -181,7 +145,11 @@ sketch_merge(SketchExpanded *sk, const DskSketch *s)
 		for (uint32 i = 0; i < s->nbuckets; i++)
 			sk->counts[s->index[i] - sk->lo] += s->counts[i];
 	}
-	sketch_changed(sk);
+	if (sk->flat != NULL)
+	{
+		pfree(sk->flat);
+		sk->flat = NULL;
+	}
 }
 
 /* sketch_to_sparse: see duration_sketch.h */

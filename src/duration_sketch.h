@@ -44,8 +44,65 @@ extern SketchExpanded *sketch_expanded_new(MemoryContext parent);
 /* our expanded object behind a datum, or NULL when it is flat */
 extern SketchExpanded *sketch_expanded_from_datum(Datum d);
 
-/* add one duration (microseconds) */
-extern void sketch_add(SketchExpanded *sk, uint64 us);
+/* what sketch_add needs off its fast path */
+extern void sketch_reserve(SketchExpanded *sk, int first, int last);
+extern void sketch_count_overflow(void) pg_attribute_noreturn();
+
+/*
+ * sketch_add: add one duration (microseconds).  Inline: it runs once per
+ * row, and a sketch must stay within twice the cost of count(*).
+ */
+static inline void
+sketch_add(SketchExpanded *sk, uint64 us)
+{
+	if (unlikely(sk->count >= (uint64) PG_INT64_MAX))
+		sketch_count_overflow();
+	if (sk->count == 0)
+		sk->min = sk->max = us;
+	else if (us < sk->min)
+		sk->min = us;
+	else if (us > sk->max)
+		sk->max = us;
+	sk->count++;
+	sk->sum += us;
+	if (us == 0)
+		sk->zeros++;
+	else
+	{
+		int			k = dsk_bucket_index_ready(us);
+
+		if (unlikely(k < sk->lo || k >= sk->lo + sk->len))
+			sketch_reserve(sk, k, k);
+		sk->counts[k - sk->lo]++;
+	}
+	if (unlikely(sk->flat != NULL))
+	{
+		/* the cached binary form is stale */
+		pfree(sk->flat);
+		sk->flat = NULL;
+	}
+}
+
+/*
+ * sketch_owned_rw: the working sketch behind a datum when it is a
+ * read/write expanded object of ours, i.e. the state this aggregate
+ * returned on the previous row (the executor keeps it as is, since we
+ * return the same pointer); else NULL.
+ */
+extern const ExpandedObjectMethods em_sketch_methods;
+
+static inline SketchExpanded *
+sketch_owned_rw(Datum d)
+{
+	if (VARATT_IS_EXTERNAL_EXPANDED_RW(DatumGetPointer(d)))
+	{
+		ExpandedObjectHeader *eoh = DatumGetEOHP(d);
+
+		if (eoh->eoh_methods == &em_sketch_methods)
+			return (SketchExpanded *) eoh;
+	}
+	return NULL;
+}
 
 /* add every duration of a decoded sketch */
 extern void sketch_merge(SketchExpanded *sk, const DskSketch *s);

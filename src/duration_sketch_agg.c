@@ -61,7 +61,7 @@ own_state(FunctionCallInfo fcinfo, MemoryContext aggcontext)
 	SketchExpanded *sk = sketch_expanded_from_datum(d);
 
 	if (sk != NULL && VARATT_IS_EXTERNAL_EXPANDED_RW(DatumGetPointer(d)) &&
-		MemoryContextGetParent(sk->hdr.eoh_context) == aggcontext)
+		sk->hdr.eoh_context->parent == aggcontext)
 		return sk;
 	{
 		DskSketch  *sparse = scratch_sketch(fcinfo);
@@ -85,6 +85,16 @@ em_duration_sketch_trans(PG_FUNCTION_ARGS)
 	MemoryContext aggcontext;
 	SketchExpanded *sk;
 	int64		us;
+
+	/* every row but the first: our own working sketch, updated in place */
+	if (likely(!PG_ARGISNULL(0) && !PG_ARGISNULL(1) && !PG_ARGISNULL(2) &&
+			   em_in_aggregate(fcinfo) &&
+			   (sk = sketch_owned_rw(PG_GETARG_DATUM(0))) != NULL))
+	{
+		us = em_duration_us(fcinfo, 1, PG_GETARG_TIMESTAMPTZ(1), PG_GETARG_TIMESTAMPTZ(2));
+		sketch_add(sk, (uint64) us);
+		PG_RETURN_DATUM(PG_GETARG_DATUM(0));
+	}
 
 	if (!AggCheckCallContext(fcinfo, &aggcontext))
 		em_not_aggregate("_duration_sketch_trans");

@@ -42,11 +42,13 @@
 
 /*
  * dsk_bound[k] = floor(1.02^k): bucket k holds (dsk_bound[k-1], dsk_bound[k]]
- * and bucket 0 holds 1.
+ * and bucket 0 holds 1.  dsk_guess: see the header.
  */
-static uint64_t dsk_bound[DSK_NUM_BUCKETS];
+uint64_t	dsk_bound[DSK_NUM_BUCKETS];
+uint16_t	dsk_guess[63][1 << DSK_GUESS_BITS];
 static bool dsk_ready = false;
-static double dsk_inv_ln_gamma;
+
+static int	bucket_by_search(uint64_t v);
 
 /* base-10^9 digits of 102^k, least significant first (4,432 digits at most) */
 #define DSK_BIGNUM_WORDS 520
@@ -112,32 +114,60 @@ dsk_init(void)
 		}
 		dsk_bound[k] = (uint64_t) value;
 	}
-	dsk_inv_ln_gamma = 1.0 / log(1.02);
+
+	/* the guesses: the bucket of the lowest integer of each range */
+	for (int b = 0; b < 63; b++)
+	{
+		for (unsigned m = 0; m < (1u << DSK_GUESS_BITS); m++)
+		{
+			uint64_t	low;
+
+			if (b >= DSK_GUESS_BITS)
+				low = ((uint64_t) 1 << b) | ((uint64_t) m << (b - DSK_GUESS_BITS));
+			else if ((m & ((1u << (DSK_GUESS_BITS - b)) - 1)) != 0)
+				continue;		/* no integer has these bits */
+			else
+				low = ((uint64_t) 1 << b) | (m >> (DSK_GUESS_BITS - b));
+			dsk_guess[b][m] = (uint16_t) bucket_by_search(low);
+		}
+	}
 	dsk_ready = true;
+}
+
+/*
+ * bucket_by_search
+ *
+ * The smallest k with dsk_bound[k] >= v, by binary search: used only to
+ * build the guesses.
+ */
+static int
+bucket_by_search(uint64_t v)
+{
+	int			lo = 0;
+	int			hi = DSK_NUM_BUCKETS - 1;
+
+	while (lo < hi)
+	{
+		int			mid = (lo + hi) / 2;
+
+		if (dsk_bound[mid] >= v)
+			hi = mid;
+		else
+			lo = mid + 1;
+	}
+	return lo;
 }
 
 /*
  * dsk_bucket_index
  *
- * The logarithm only guesses (it is within one of the answer); the exact
- * table decides, so the result does not depend on libm's rounding.
+ * The table decides, so the result is exact and the same everywhere.
  */
 int
 dsk_bucket_index(uint64_t v)
 {
-	int			k;
-
 	dsk_init();
-	k = (int) (log((double) v) * dsk_inv_ln_gamma);
-	if (k < 0)
-		k = 0;
-	if (k > DSK_NUM_BUCKETS - 1)
-		k = DSK_NUM_BUCKETS - 1;
-	while (k > 0 && dsk_bound[k - 1] >= v)
-		k--;
-	while (k < DSK_NUM_BUCKETS - 1 && dsk_bound[k] < v)
-		k++;
-	return k;
+	return dsk_bucket_index_ready(v);
 }
 
 /* dsk_bucket_low: the lowest integer of bucket k (see the header) */

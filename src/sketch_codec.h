@@ -76,6 +76,46 @@ extern void dsk_init(void);
 /* Bucket of a value 1 <= v <= DSK_MAX_VALUE. */
 extern int	dsk_bucket_index(uint64_t v);
 
+/*
+ * The tables behind dsk_bucket_index_ready, for the inline fast path:
+ * dsk_bound[k] = floor(1.02^k), and dsk_guess[b][m] the bucket of the
+ * smallest integer whose highest set bit is b and whose next DSK_GUESS_BITS
+ * bits are m.  Such a range is narrower (0.8%) than a bucket (2%), so the
+ * guess is the answer or one below it.
+ */
+#define DSK_GUESS_BITS 7
+extern uint64_t dsk_bound[DSK_NUM_BUCKETS];
+extern uint16_t dsk_guess[63][1 << DSK_GUESS_BITS];
+
+/*
+ * dsk_bucket_index_ready: dsk_bucket_index without the dsk_init check, for
+ * per-row use once dsk_init has run.  Exact (the bound table decides), and
+ * no floating point.
+ */
+static inline int
+dsk_bucket_index_ready(uint64_t v)
+{
+	int			b;
+	unsigned	m;
+	int			k;
+
+#if defined(__GNUC__) || defined(__clang__)
+	b = 63 - __builtin_clzll(v);
+#else
+	b = 0;
+	while ((v >> b) > 1)
+		b++;
+#endif
+	if (b >= DSK_GUESS_BITS)
+		m = (unsigned) (v >> (b - DSK_GUESS_BITS)) & ((1u << DSK_GUESS_BITS) - 1);
+	else
+		m = (unsigned) (v << (DSK_GUESS_BITS - b)) & ((1u << DSK_GUESS_BITS) - 1);
+	k = dsk_guess[b][m];
+	while (dsk_bound[k] < v)
+		k++;
+	return k;
+}
+
 /* Lowest and highest integer of bucket k (low > high: bucket is empty). */
 extern uint64_t dsk_bucket_low(int k);
 extern uint64_t dsk_bucket_high(int k);
