@@ -223,7 +223,9 @@ state_for_update(FunctionCallInfo fcinfo)
 static inline void
 set_objective(BurnRateState *state, double objective)
 {
-	if (likely((state->flags & BR_FLAG_OBJECTIVE) && objective == state->objective))
+	/* the same bits as the first row's: one integer comparison per row */
+	if (likely((state->flags & BR_FLAG_OBJECTIVE) &&
+			   memcmp(&objective, &state->objective, sizeof(double)) == 0))
 		return;
 	if (!objective_is_valid(objective))
 		ereport(ERROR,
@@ -277,7 +279,11 @@ em_burn_rate_trans_ok(PG_FUNCTION_ARGS)
 	BurnRateState *state = state_for_update(fcinfo);
 
 	set_objective(state, PG_GETARG_FLOAT8(2));
-	add_counts(state, PG_GETARG_BOOL(1) ? 1 : 0, 1);
+	/* good <= total, so only total can overflow */
+	if (unlikely(state->total == PG_INT64_MAX))
+		add_counts(state, 0, 1);
+	state->total++;
+	state->good += PG_GETARG_BOOL(1) ? 1 : 0;
 	PG_RETURN_POINTER(state);
 }
 
