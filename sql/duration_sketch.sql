@@ -118,6 +118,29 @@ FROM sketches;
 SELECT sample_count(rollup(s)) FROM (SELECT sketch AS s FROM sketches WHERE dist = 'zeros' UNION ALL SELECT NULL) x;
 SELECT rollup(sketch) FROM sketches WHERE false;
 
+-- As window aggregates: a running sketch counts every row so far, a moving
+-- median over 10 rows stays within 1% of percentile_cont over the same
+-- rows, and a running rollup of the daily sketches counts every day so far.
+CREATE TEMP TABLE window_rows AS
+SELECT row_number() OVER (ORDER BY started_at) AS n, started_at, ended_at
+FROM durations WHERE dist = 'log-normal' ORDER BY started_at LIMIT 300;
+SELECT count(*) AS rows_checked,
+       count(*) FILTER (WHERE running_count = n) AS running_count_exact,
+       count(*) FILTER (WHERE abs(pg_temp.us(moving_median) - pg_temp.us(exact))
+                              <= 0.01 * pg_temp.us(exact)) AS moving_median_within_1_percent
+FROM (SELECT n,
+             sample_count(duration_sketch(started_at, ended_at) OVER (ORDER BY n)) AS running_count,
+             percentile(duration_sketch(started_at, ended_at)
+                        OVER (ORDER BY n ROWS BETWEEN 9 PRECEDING AND CURRENT ROW), 0.5) AS moving_median,
+             (SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY w2.ended_at - w2.started_at)
+              FROM window_rows w2 WHERE w2.n BETWEEN w1.n - 9 AND w1.n) AS exact
+      FROM window_rows w1) x;
+SELECT count(*) AS days,
+       count(*) FILTER (WHERE running = expected) AS running_rollup_exact
+FROM (SELECT sample_count(rollup(sketch) OVER (ORDER BY day)) AS running,
+             sum(sample_count(sketch)) OVER (ORDER BY day) AS expected
+      FROM daily WHERE dist = 'uniform') x;
+
 ------------------------------------------------------------------------------
 -- Size: bounded whatever the sketch holds.
 ------------------------------------------------------------------------------

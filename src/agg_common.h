@@ -20,16 +20,19 @@
 #include "nodes/execnodes.h"
 #include "utils/timestamp.h"
 
-/*
- * em_duration_us: microseconds from start to end, the two timestamptz arguments at
- * positions startarg and startarg + 1 of an aggregate support function.
- * Raises an error naming both values (and the aggregate's own argument
- * names) when end precedes start, when either is infinite, or when the
- * difference does not fit in 64 bits.
- */
+/* the error path of em_duration_us (agg_common.c) */
 extern void em_duration_error(FunctionCallInfo fcinfo, int startarg,
 							  TimestampTz start, TimestampTz end) pg_attribute_noreturn();
 
+/*
+ * em_duration_us
+ *
+ * Microseconds from start to end, the timestamptz arguments at positions
+ * startarg and startarg + 1 of an aggregate support function.  Raises an
+ * error naming both values (and the aggregate's own argument names) when
+ * end precedes start, when either is infinite, or when the difference does
+ * not fit in 64 bits.  Inline: it runs once per row.
+ */
 static inline int64
 em_duration_us(FunctionCallInfo fcinfo, int startarg, TimestampTz start, TimestampTz end)
 {
