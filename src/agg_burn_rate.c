@@ -230,13 +230,14 @@ set_objective(BurnRateState *state, double objective)
 	if (!objective_is_valid(objective))
 		ereport(ERROR,
 				(errcode(ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE),
-				 errmsg("objective %g is not between 0 and 1 (both excluded)", objective),
+				 errmsg("objective %s is not between 0 and 1 (both excluded)",
+						em_double_text(objective)),
 				 errhint("Write the objective as a fraction: 0.999 for 99.9%%.")));
 	if (state->flags & BR_FLAG_OBJECTIVE)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("objective changes within a group: %g, then %g",
-						state->objective, objective),
+				 errmsg("objective changes within a group: %s, then %s",
+						em_double_text(state->objective), em_double_text(objective)),
 				 errhint("Group by the SLO, or pass one objective per group.")));
 	state->objective = objective;
 	state->flags |= BR_FLAG_OBJECTIVE;

@@ -15,6 +15,7 @@
 #include "access/htup_details.h"
 #include "catalog/pg_proc.h"
 #include "common/int.h"
+#include "common/shortest_dec.h"
 #include "funcapi.h"
 #include "utils/builtins.h"
 #include "utils/datetime.h"
@@ -128,6 +129,21 @@ em_interval_from_us(int64 us)
 	return result;
 }
 
+/*
+ * em_double_text
+ *
+ * %g keeps six digits, so two different fractions or objectives could be
+ * reported as the same number; the shortest round-trip text cannot.
+ */
+char *
+em_double_text(double value)
+{
+	char	   *text = palloc(DOUBLE_SHORTEST_DECIMAL_LEN);
+
+	double_to_shortest_decimal_buf(value, text);
+	return text;
+}
+
 /* em_check_fraction: the range percentile_cont accepts, NaN refused */
 void
 em_check_fraction(double fraction)
@@ -135,7 +151,7 @@ em_check_fraction(double fraction)
 	if (isnan(fraction) || fraction < 0 || fraction > 1)
 		ereport(ERROR,
 				(errcode(ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE),
-				 errmsg("fraction %g is not between 0 and 1", fraction)));
+				 errmsg("fraction %s is not between 0 and 1", em_double_text(fraction))));
 }
 
 /*
@@ -159,8 +175,8 @@ em_same_fraction(double fraction, bool *have, double *group_fraction)
 	}
 	ereport(ERROR,
 			(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-			 errmsg("fraction changes within a group: %g, then %g",
-					*group_fraction, fraction),
+			 errmsg("fraction changes within a group: %s, then %s",
+					em_double_text(*group_fraction), em_double_text(fraction)),
 			 errhint("Pass the same fraction on every row, e.g. a constant.")));
 }
 

@@ -50,6 +50,9 @@ em_duration_us(FunctionCallInfo fcinfo, int startarg, TimestampTz start, Timesta
  */
 extern Interval *em_interval_from_us(int64 us);
 
+/* A double as its shortest exact text (what float8out shows), palloc'd. */
+extern char *em_double_text(double value);
+
 /* Raise the percentile_cont-style error unless 0 <= fraction <= 1. */
 extern void em_check_fraction(double fraction);
 

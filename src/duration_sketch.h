@@ -96,10 +96,12 @@ sketch_owned_rw(Datum d)
 {
 	if (VARATT_IS_EXTERNAL_EXPANDED_RW(DatumGetPointer(d)))
 	{
-		ExpandedObjectHeader *eoh = DatumGetEOHP(d);
+		varatt_expanded pointer;
 
-		if (eoh->eoh_methods == &em_sketch_methods)
-			return (SketchExpanded *) eoh;
+		/* DatumGetEOHP, without a call per row */
+		memcpy(&pointer, VARDATA_EXTERNAL(DatumGetPointer(d)), sizeof(pointer));
+		if (pointer.eohptr->eoh_methods == &em_sketch_methods)
+			return (SketchExpanded *) pointer.eohptr;
 	}
 	return NULL;
 }

@@ -44,8 +44,8 @@
  * dsk_bound[k] = floor(1.02^k): bucket k holds (dsk_bound[k-1], dsk_bound[k]]
  * and bucket 0 holds 1.  dsk_guess: see the header.
  */
-uint64_t	dsk_bound[DSK_NUM_BUCKETS];
-uint16_t	dsk_guess[63][1 << DSK_GUESS_BITS];
+DSK_HIDDEN uint64_t dsk_bound[DSK_NUM_BUCKETS];
+DSK_HIDDEN uint16_t dsk_guess[63][1 << DSK_GUESS_BITS];
 static bool dsk_ready = false;
 
 static int	bucket_by_search(uint64_t v);

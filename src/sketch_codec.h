@@ -84,8 +84,19 @@ extern int	dsk_bucket_index(uint64_t v);
  * guess is the answer or one below it.
  */
 #define DSK_GUESS_BITS 7
-extern uint64_t dsk_bound[DSK_NUM_BUCKETS];
-extern uint16_t dsk_guess[63][1 << DSK_GUESS_BITS];
+#if defined(__GNUC__) || defined(__clang__)
+#define DSK_HIDDEN __attribute__((visibility("hidden")))
+#else
+#define DSK_HIDDEN
+#endif
+extern DSK_HIDDEN uint64_t dsk_bound[DSK_NUM_BUCKETS];
+extern DSK_HIDDEN uint16_t dsk_guess[63][1 << DSK_GUESS_BITS];
+
+#if defined(__GNUC__) || defined(__clang__)
+#define unlikely_dsk(x) __builtin_expect((x) != 0, 0)
+#else
+#define unlikely_dsk(x) (x)
+#endif
 
 /*
  * dsk_bucket_index_ready: dsk_bucket_index without the dsk_init check, for
@@ -111,7 +122,9 @@ dsk_bucket_index_ready(uint64_t v)
 	else
 		m = (unsigned) (v << (DSK_GUESS_BITS - b)) & ((1u << DSK_GUESS_BITS) - 1);
 	k = dsk_guess[b][m];
-	while (dsk_bound[k] < v)
+	/* one step at most (checked for every range), taken without a branch */
+	k += dsk_bound[k] < v;
+	while (unlikely_dsk(dsk_bound[k] < v))
 		k++;
 	return k;
 }
