@@ -40,7 +40,12 @@
 /* the largest duration a sketch holds (that of the int64 microsecond) */
 #define DSK_MAX_VALUE			INT64_MAX
 
-/* longest binary form: header fields plus every bucket with a full count */
+/*
+ * A safe bound on the binary form's length, for buffers: header fields
+ * plus every bucket with the longest gap and count.  (Real sketches are far
+ * smaller: at most 2,058 buckets can hold a duration, and the counts add up
+ * to at most 2^63, so the longest possible value is under 19 kB.)
+ */
 #define DSK_MAX_ENCODED_SIZE	(2 + 4 * 10 + 19 + 2 + DSK_NUM_BUCKETS * (2 + 10))
 
 /* relative error bound of a representative, (gamma - 1) / (gamma + 1) */

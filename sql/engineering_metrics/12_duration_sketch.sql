@@ -47,7 +47,7 @@ CREATE TYPE engineering.duration_sketch (
     STORAGE = extended
 );
 COMMENT ON TYPE engineering.duration_sketch IS
-    'mergeable summary of durations: percentiles within 1% relative error, exact mean, count, min and max; at most about 25 kB';
+    'mergeable summary of durations: percentiles within 1% relative error, exact mean, count, min and max; a few kB, under 19 kB whatever it holds';
 
 CREATE FUNCTION engineering.duration_sketch_from_bytea(bytes bytea)
 RETURNS engineering.duration_sketch
