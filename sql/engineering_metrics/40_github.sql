@@ -151,8 +151,8 @@ BEGIN
                                  engineering._ts(r->'run_started_at') AS rs,
                                  engineering._ts(r->'updated_at') AS u) t,
                  LATERAL (SELECT CASE WHEN a.attempt = 1 THEN t.created END AS q) q1,
-                 LATERAL (SELECT CASE WHEN t.rs IS NULL AND a.attempt > 1 THEN t.created
-                                      ELSE greatest(t.rs, q1.q) END AS s) s1
+                 LATERAL (SELECT CASE WHEN t.rs IS NOT NULL THEN greatest(t.rs, q1.q)
+                                      WHEN a.attempt > 1 THEN t.created END AS s) s1
             WHERE jsonb_typeof(r) = 'object' AND r->>'id' ~ '^\d{1,18}$'
         ) x
         ORDER BY external_id),
@@ -224,7 +224,7 @@ DECLARE
     dep_id bigint;
     was_linked boolean;
 BEGIN
-    IF jsonb_typeof(deployment) IS DISTINCT FROM 'object' OR deployment->>'id' !~ '^\d+$' THEN
+    IF jsonb_typeof(deployment) IS DISTINCT FROM 'object' OR coalesce(deployment->>'id', '') !~ '^\d+$' THEN
         RAISE EXCEPTION 'expected a GitHub deployment object with an id' USING ERRCODE = 'invalid_parameter_value';
     END IF;
     IF jsonb_typeof(statuses) IS DISTINCT FROM 'array' THEN
@@ -253,7 +253,9 @@ BEGIN
     ELSE
         dep_status := 'running'; finished := NULL;
     END IF;
-    finished := greatest(finished, started);
+    IF finished < started THEN
+        finished := started;    -- a status stamped before the request: clock skew
+    END IF;
 
     INSERT INTO engineering.deployments AS d
         (source_id, external_id, service, environment, commit_sha, started_at, finished_at, status, url, attributes)
@@ -352,7 +354,7 @@ BEGIN
         attributes = pr.attributes || '{"commits_fetched": true}'
     WHERE pr.source_id = src_id AND pr.external_id = _github_map_pull_commits.number::text;
     GET DIAGNOSTICS n = ROW_COUNT;
-    RETURN n;
+    RETURN CASE WHEN earliest IS NULL THEN 0 ELSE n END;
 END;
 $$;
 COMMENT ON FUNCTION engineering._github_map_pull_commits(integer, integer, jsonb) IS
