@@ -284,7 +284,8 @@ SELECT pg_temp.ingest('gh', 'deployments', '/repos/acme/shop/deployments?per_pag
            {"id": 301, "sha": "1111111", "environment": "production", "created_at": "2024-05-04T00:00:00Z"},
            {"id": 305, "sha": "5555555", "environment": "production", "created_at": "2024-05-03T00:00:00Z"},
            {"id": 299, "sha": "9999999", "environment": "production", "created_at": "2024-05-02T23:59:59Z"}]$json$) AS rows_changed;
--- 310 is new, 305 is still running; 301 is final already; 299 is older: no next page
+-- only 310 is new (301 is final, 305 is fetched again by the plan while it
+-- runs); 299 is older than the watermark: no next page
 SELECT stream, url, payload->'deployment'->>'id' AS deployment FROM engineering.sync_tasks ORDER BY id;
 SELECT cursor->>'deployments_created' AS watermark FROM engineering.sources WHERE name = 'gh';
 DELETE FROM engineering.sync_tasks;

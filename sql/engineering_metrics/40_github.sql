@@ -276,16 +276,19 @@ BEGIN
         service = EXCLUDED.service, environment = EXCLUDED.environment, commit_sha = EXCLUDED.commit_sha,
         started_at = EXCLUDED.started_at, finished_at = EXCLUDED.finished_at, status = EXCLUDED.status,
         url = EXCLUDED.url, attributes = d.attributes || EXCLUDED.attributes
+    WHERE (d.service, d.environment, d.commit_sha, d.started_at, d.finished_at, d.status, d.url, d.attributes)
+          IS DISTINCT FROM (EXCLUDED.service, EXCLUDED.environment, EXCLUDED.commit_sha, EXCLUDED.started_at,
+                            EXCLUDED.finished_at, EXCLUDED.status, EXCLUDED.url, d.attributes || EXCLUDED.attributes)
     RETURNING d.id, d.attributes ? 'compare_base' INTO dep_id, was_linked;
 
-    IF dep_status = 'success' AND NOT was_linked THEN
+    IF dep_status = 'success' AND dep_id IS NOT NULL AND NOT was_linked THEN
         PERFORM engineering._github_link(src_id, config, ARRAY[dep_id]);
     END IF;
     RETURN dep_id;
 END;
 $$;
 COMMENT ON FUNCTION engineering._github_map_deployment(integer, jsonb, jsonb, jsonb) IS
-    'upserts a deployment from its statuses: first success = deployed (finished_at), failure/error = failure, only inactive = cancelled, else running; returns its id';
+    'upserts a deployment from its statuses: first success = deployed (finished_at), failure/error = failure, only inactive = cancelled, else running; returns its id, NULL when nothing changed';
 
 CREATE FUNCTION engineering._github_map_pulls(src_id integer, config jsonb, pulls jsonb)
 RETURNS bigint
@@ -665,9 +668,10 @@ BEGIN
         SELECT src.id, 'deployment_statuses', repo || '/deployments/' || (i->>'id') || '/statuses?per_page=100',
                jsonb_build_object('deployment', i, 'missing_ok', true)
         FROM jsonb_array_elements(fresh) WITH ORDINALITY AS e(i, o)
+        -- known deployments are final, or fetched again by the plan until they are
         WHERE i->>'id' ~ '^\d+$'
           AND NOT EXISTS (SELECT 1 FROM engineering.deployments d
-                          WHERE d.source_id = src.id AND d.external_id = i->>'id' AND d.status <> 'running')
+                          WHERE d.source_id = src.id AND d.external_id = i->>'id')
         ORDER BY o;
     END IF;
 
@@ -723,7 +727,7 @@ BEGIN
         RETURN engineering._github_ingest_listing(src, task, headers, body);
     WHEN 'deployment_statuses' THEN
         dep_id := engineering._github_map_deployment(src.id, src.config, task.payload->'deployment', body);
-        RETURN 1;
+        RETURN CASE WHEN dep_id IS NULL THEN 0 ELSE 1 END;
     WHEN 'pull_commits' THEN
         n := engineering._github_map_pull_commits(src.id, (task.payload->>'number')::integer, body);
         next_url := engineering._link_next(headers->>'link');
