@@ -24,6 +24,17 @@ static const char *const github_headers[] = {
 };
 
 /*
+ * Bulky fields no mapping reads: the repository objects repeated in every
+ * workflow run (about 5 kB of a run's 7 kB) and pull request, commit
+ * details of runs, hypermedia links, and free text (pull request bodies,
+ * deployment payloads).
+ */
+static const char *const github_skip_keys[] = {
+	"repository", "head_repository", "repo", "head_commit", "_links", "body", "payload",
+	NULL
+};
+
+/*
  * github_is_rate_limited
  *
  * GitHub answers a primary rate limit with 403 or 429 and
@@ -59,4 +70,5 @@ const EmConnector em_connector_github = {
 	.basic_user_key = NULL,
 	.fixed_headers = github_headers,
 	.is_rate_limited = github_is_rate_limited,
+	.skip_keys = github_skip_keys,
 };

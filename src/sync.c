@@ -86,6 +86,11 @@ typedef struct SyncRun
 	char	   *token;			/* kept for redaction; wiped at the end */
 	MemoryContext cxt;			/* lives for the run */
 	MemoryContext page_cxt;		/* reset for every page */
+	/* statements run for every page, prepared once per run */
+	SPIPlanPtr	plan_next;
+	SPIPlanPtr	plan_ingest;
+	SPIPlanPtr	plan_delete;
+	SPIPlanPtr	plan_bump;
 } SyncRun;
 
 typedef struct Task
@@ -209,6 +214,48 @@ spi_exec(const char *sql, int nargs, Oid *types, Datum *values, const char *null
 
 	if (rc != expected)
 		elog(ERROR, "engineering_metrics: unexpected SPI result %d", rc);
+}
+
+/*
+ * run_plan_exec
+ *
+ * Every page runs the same four statements; preparing them once per run
+ * rather than per page saves their parse and plan time.  Kept plans
+ * outlive the transactions (and rolled-back subtransactions) of the run.
+ */
+static void
+run_plan_exec(SPIPlanPtr *slot, const char *sql, int nargs, Oid *types,
+			  Datum *values, const char *nulls, int expected)
+{
+	int			rc;
+
+	if (*slot == NULL)
+	{
+		SPIPlanPtr	plan = SPI_prepare(sql, nargs, types);
+
+		if (plan == NULL)
+			elog(ERROR, "engineering_metrics: SPI_prepare failed: %s",
+				 SPI_result_code_string(SPI_result));
+		if (SPI_keepplan(plan) != 0)
+			elog(ERROR, "engineering_metrics: SPI_keepplan failed");
+		*slot = plan;
+	}
+	rc = SPI_execute_plan(*slot, values, nulls, false, 0);
+	if (rc != expected)
+		elog(ERROR, "engineering_metrics: unexpected SPI result %d", rc);
+}
+
+static void
+run_free_plans(SyncRun *r)
+{
+	SPIPlanPtr *plans[] = {&r->plan_next, &r->plan_ingest, &r->plan_delete, &r->plan_bump};
+
+	for (int i = 0; i < (int) lengthof(plans); i++)
+	{
+		if (*plans[i] != NULL)
+			SPI_freeplan(*plans[i]);
+		*plans[i] = NULL;
+	}
 }
 
 /* column of the first result row as a string in cxt, or NULL */
@@ -395,15 +442,16 @@ next_task(SyncRun *r, Task *t)
 
 	memset(t, 0, sizeof(*t));
 	unit_begin(r, &u, false);
-	spi_exec(psprintf("SELECT t.id, t.stream, t.url, s.base_url, sec.token,"
-					  " s.config->>'token_file', s.config->>'token_env',"
-					  " coalesce((t.payload->>'missing_ok')::boolean, false), s.config->>%s"
-					  " FROM engineering.sync_tasks t"
-					  " JOIN engineering.sources s ON s.id = t.source_id"
-					  " LEFT JOIN engineering.source_secrets sec ON sec.source_id = s.id"
-					  " WHERE t.source_id = $1 ORDER BY t.id LIMIT 1",
-					  quote_literal_cstr(r->conn->basic_user_key ? r->conn->basic_user_key : "")),
-			 1, types, values, NULL, SPI_OK_SELECT);
+	run_plan_exec(&r->plan_next,
+				  psprintf("SELECT t.id, t.stream, t.url, s.base_url, sec.token,"
+						   " s.config->>'token_file', s.config->>'token_env',"
+						   " coalesce((t.payload->>'missing_ok')::boolean, false), s.config->>%s"
+						   " FROM engineering.sync_tasks t"
+						   " JOIN engineering.sources s ON s.id = t.source_id"
+						   " LEFT JOIN engineering.source_secrets sec ON sec.source_id = s.id"
+						   " WHERE t.source_id = $1 ORDER BY t.id LIMIT 1",
+						   quote_literal_cstr(r->conn->basic_user_key ? r->conn->basic_user_key : "")),
+				  1, types, values, NULL, SPI_OK_SELECT);
 	if (SPI_processed == 1)
 	{
 		bool		isnull;
@@ -603,13 +651,14 @@ ingest(SyncRun *r, Task *t, EmHttpResponse *resp)
 				ereport(ERROR,
 						(errcode(ERRCODE_INVALID_TEXT_REPRESENTATION),
 						 errmsg("empty response body")));
-			values[4] = DirectFunctionCall1(jsonb_in, CStringGetDatum(text));
+			values[4] = em_json_to_jsonb(text, (int) strlen(text), r->conn->skip_keys);
 		}
-		spi_exec(psprintf("SELECT engineering.%s(s, t, $3, $4, $5)"
-						  " FROM engineering.sources s JOIN engineering.sync_tasks t ON t.source_id = s.id"
-						  " WHERE s.id = $1 AND t.id = $2",
-						  quote_identifier(psprintf("_%s_ingest", r->kind))),
-				 5, types, values, nulls, SPI_OK_SELECT);
+		run_plan_exec(&r->plan_ingest,
+					  psprintf("SELECT engineering.%s(s, t, $3, $4, $5)"
+							   " FROM engineering.sources s JOIN engineering.sync_tasks t ON t.source_id = s.id"
+							   " WHERE s.id = $1 AND t.id = $2",
+							   quote_identifier(psprintf("_%s_ingest", r->kind))),
+					  5, types, values, nulls, SPI_OK_SELECT);
 		if (SPI_processed == 1)
 		{
 			bool		isnull;
@@ -624,11 +673,12 @@ ingest(SyncRun *r, Task *t, EmHttpResponse *resp)
 			Datum		cvalues[3] = {Int64GetDatum(r->run_id), Int64GetDatum(items),
 			Int32GetDatum((int32) r->requests)};
 
-			spi_exec("DELETE FROM engineering.sync_tasks WHERE id = $1",
-					 1, dtypes, dvalues, NULL, SPI_OK_DELETE);
-			spi_exec("UPDATE engineering.sync_runs SET pages = pages + 1,"
-					 " items_upserted = items_upserted + $2, http_requests = $3 WHERE id = $1",
-					 3, ctypes, cvalues, NULL, SPI_OK_UPDATE);
+			run_plan_exec(&r->plan_delete, "DELETE FROM engineering.sync_tasks WHERE id = $1",
+						  1, dtypes, dvalues, NULL, SPI_OK_DELETE);
+			run_plan_exec(&r->plan_bump,
+						  "UPDATE engineering.sync_runs SET pages = pages + 1,"
+						  " items_upserted = items_upserted + $2, http_requests = $3 WHERE id = $1",
+						  3, ctypes, cvalues, NULL, SPI_OK_UPDATE);
 		}
 		unit_commit(r, &u);
 		r->items += items;
@@ -639,11 +689,13 @@ ingest(SyncRun *r, Task *t, EmHttpResponse *resp)
 		ErrorData  *edata = unit_abort(r, &u);
 
 		fail(r, RUN_ERROR,
-			 psprintf("%s (GET %s, stream %s): %s",
+			 psprintf("%s (GET %s, stream %s): %s%s%s%s",
 					  edata->sqlerrcode == ERRCODE_INVALID_TEXT_REPRESENTATION ||
 					  edata->sqlerrcode == ERRCODE_UNTRANSLATABLE_CHARACTER
 					  ? "bad response body" : "ingest failed",
-					  t->url, t->stream, edata->message),
+					  t->url, t->stream, edata->message,
+					  edata->detail ? " (" : "", edata->detail ? edata->detail : "",
+					  edata->detail ? ")" : ""),
 			 error_backoff(r));
 	}
 	PG_END_TRY();
@@ -819,6 +871,7 @@ em_sync_source(int32 source_id, bool worker_mode)
 		if (!worker_mode)
 		{
 			em_wipe(r.token);
+			run_free_plans(&r);
 			PG_RE_THROW();
 		}
 		MemoryContextSwitchTo(r.cxt);
@@ -836,6 +889,7 @@ em_sync_source(int32 source_id, bool worker_mode)
 
 	em_in_sync = was_in_sync;
 	em_wipe(r.token);
+	run_free_plans(&r);
 	MemoryContextSwitchTo(caller);
 	MemoryContextDelete(r.cxt);
 	return r.run_id;

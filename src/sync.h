@@ -46,6 +46,13 @@ typedef struct EmConnector
 	 * NULL.
 	 */
 	bool		(*is_rate_limited) (const EmHttpResponse *resp);
+
+	/*
+	 * Object fields (at any depth) whose values the connector never reads:
+	 * the engine validates them but leaves them out of the jsonb it hands to
+	 * the ingest function.  NULL-terminated, or NULL for none.
+	 */
+	const char *const *skip_keys;
 } EmConnector;
 
 /* connectors (one line per connector file) */
@@ -75,6 +82,9 @@ extern bool em_in_sync;
  * another process holds it.
  */
 extern int64 em_sync_source(int32 source_id, bool worker_mode);
+
+/* json_parse.c: body text (NUL-terminated, database encoding) to jsonb */
+extern Datum em_json_to_jsonb(char *text, int len, const char *const *skip);
 
 /* sync_secrets.c */
 extern const char *em_load_token(const char *stored, const char *file,

@@ -734,6 +734,13 @@ em_sync_worker_main(Datum arg)
 	pgstat_report_appname("engineering_metrics sync");
 	em_in_sync = true;
 
+	/*
+	 * Each page commits its rows together with the deletion of its task, so
+	 * losing the last commits in a crash only means fetching those pages
+	 * again: waiting for the WAL flush of every page buys nothing.
+	 */
+	SetConfigOption("synchronous_commit", "off", PGC_SUSET, PGC_S_OVERRIDE);
+
 	cxt = AllocSetContextCreate(TopMemoryContext, "engineering_metrics sync worker",
 								ALLOCSET_DEFAULT_SIZES);
 	MemoryContextSwitchTo(cxt);

@@ -565,8 +565,9 @@ DECLARE
     step interval;
     n bigint;
     next_url text;
+    runs jsonb := body->'workflow_runs';
 BEGIN
-    IF jsonb_typeof(body->'workflow_runs') IS DISTINCT FROM 'array' THEN
+    IF jsonb_typeof(runs) IS DISTINCT FROM 'array' THEN
         RAISE EXCEPTION 'unexpected GitHub response: no workflow_runs array' USING ERRCODE = 'invalid_parameter_value';
     END IF;
     total := CASE WHEN body->>'total_count' ~ '^\d{1,15}$' THEN (body->>'total_count')::bigint END;
@@ -585,8 +586,8 @@ BEGIN
 
     n := engineering._github_map_runs(src.id, src.config,
                                       coalesce(src.config->>'default_branch', src.cursor->>'default_branch'),
-                                      body->'workflow_runs');
-    PERFORM engineering._github_enqueue_attempts(src, body->'workflow_runs');
+                                      runs);
+    PERFORM engineering._github_enqueue_attempts(src, runs);
 
     next_url := engineering._link_next(headers->>'link');
     IF next_url IS NOT NULL THEN
