@@ -103,6 +103,14 @@ COMMENT ON COLUMN engineering.source_status.last_status IS 'status of the latest
 COMMENT ON COLUMN engineering.source_status.last_started_at IS 'start of the latest run';
 COMMENT ON COLUMN engineering.source_status.last_items IS 'rows upserted by the latest run';
 
+-- pg_dump keeps the queue, the history and the tokens with the sources
+-- (a backup of the database is as sensitive as the database).
+SELECT pg_catalog.pg_extension_config_dump('engineering.source_secrets', '');
+SELECT pg_catalog.pg_extension_config_dump('engineering.sync_tasks', '');
+SELECT pg_catalog.pg_extension_config_dump('engineering.sync_tasks_id_seq', '');
+SELECT pg_catalog.pg_extension_config_dump('engineering.sync_runs', '');
+SELECT pg_catalog.pg_extension_config_dump('engineering.sync_runs_id_seq', '');
+
 ------------------------------------------------------------------------------
 -- Helpers for connectors (C, src/sync_sql.c, unless SQL)
 ------------------------------------------------------------------------------
