@@ -1,5 +1,6 @@
 # The background worker: idles quietly where the extension is not installed,
-# syncs a new source by itself (woken on commit, not by polling), resumes a
+# syncs a new source by itself (woken on commit, not by polling), evaluates
+# SLO alerts, resumes a
 # rate-limited source when the limit resets, never blocks DROP DATABASE
 # (idle, or mid-transfer WITH (FORCE)), logs a missing database once, and is
 # restarted after SIGTERM.
@@ -22,6 +23,7 @@ $node->append_conf('postgresql.conf', q{
 shared_preload_libraries = 'engineering_metrics'
 engineering_metrics.naptime = 1
 max_worker_processes = 16
+track_functions = 'all'
 });
 $node->start;
 
@@ -62,6 +64,12 @@ is_deeply(db_map($node, 'SELECT external_id, status FROM engineering.pipeline_ru
 	'the worker stored exactly the runs the API holds');
 is($node->safe_psql('postgres', 'SELECT count(*) FROM engineering.deployments'),
 	scalar(keys %{ $e->{deployments} }), 'and its deployments');
+
+# the SLO part's evaluation runs in the worker, once a minute
+ok($node->poll_query_until('postgres',
+		"SELECT calls > 0 FROM pg_stat_user_functions
+		 WHERE schemaname = 'engineering' AND funcname = '_evaluate_slo_alerts'"),
+	'the worker evaluates SLO alerts');
 
 # --- a rate-limited source resumes after the reset, unprompted ---------------
 $mock->fault(match => { vendor => 'github' }, kind => 'rate_limit', status => 403, reset_in => 3, count => 1);
