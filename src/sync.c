@@ -37,17 +37,15 @@
 #include "mb/pg_wchar.h"
 #include "miscadmin.h"
 #include "pgstat.h"
-#include "portability/instr_time.h"
 #include "storage/latch.h"
 #include "utils/builtins.h"
 #include "utils/jsonb.h"
 #include "utils/memutils.h"
-#include "utils/resowner.h"
 #include "utils/snapmgr.h"
-#include "utils/timestamp.h"
 
 #include "http_headers.h"
 #include "sync.h"
+#include "sync_unit.h"
 
 /* the connector table: one line per connector */
 static const EmConnector *const connectors[] = {
@@ -103,14 +101,6 @@ typedef struct Task
 	char	   *basic_user;
 } Task;
 
-typedef struct Unit
-{
-	MemoryContext oldcxt;
-	ResourceOwner oldowner;
-	bool		step;			/* subtransaction in sync(), else nothing */
-	instr_time	start;
-} Unit;
-
 const EmConnector *
 em_find_connector(const char *kind)
 {
@@ -120,129 +110,23 @@ em_find_connector(const char *kind)
 	return NULL;
 }
 
-/* ---------------------------------------------------------------------
- * Units of work: a transaction in the worker, a subtransaction (step) or
- * the caller's transaction (main) in sync().
- * ---------------------------------------------------------------------
- */
-
+/* units of work (sync_unit.c) charged to the run's SQL time */
 static void
-unit_begin(SyncRun *r, Unit *u, bool step)
+unit_begin(SyncRun *r, EmUnit *u, bool step)
 {
-	u->oldcxt = CurrentMemoryContext;
-	u->oldowner = CurrentResourceOwner;
-	u->step = step;
-	INSTR_TIME_SET_CURRENT(u->start);
-	if (r->worker_mode)
-	{
-		SetCurrentStatementStartTimestamp();
-		StartTransactionCommand();
-		PushActiveSnapshot(GetTransactionSnapshot());
-	}
-	else if (step)
-		BeginInternalSubTransaction(NULL);
-	MemoryContextSwitchTo(u->oldcxt);
-	if (SPI_connect() != SPI_OK_CONNECT)
-		elog(ERROR, "SPI_connect failed");
+	em_unit_begin(u, r->worker_mode, step, &r->sql_seconds);
 }
 
 static void
-unit_account(SyncRun *r, Unit *u)
+unit_commit(SyncRun *r pg_attribute_unused(), EmUnit *u)
 {
-	instr_time	now;
-
-	INSTR_TIME_SET_CURRENT(now);
-	INSTR_TIME_SUBTRACT(now, u->start);
-	r->sql_seconds += INSTR_TIME_GET_DOUBLE(now);
+	em_unit_commit(u);
 }
 
-static void
-unit_commit(SyncRun *r, Unit *u)
-{
-	SPI_finish();
-	if (r->worker_mode)
-	{
-		PopActiveSnapshot();
-		CommitTransactionCommand();
-	}
-	else if (u->step)
-		ReleaseCurrentSubTransaction();
-	MemoryContextSwitchTo(u->oldcxt);
-	CurrentResourceOwner = u->oldowner;
-	unit_account(r, u);
-	if (r->worker_mode)
-		pgstat_report_stat(false);
-}
-
-/*
- * unit_abort
- *
- * Called from PG_CATCH: keeps a copy of the error, undoes the unit and
- * puts memory context and resource owner back.  A cancel in sync() is the
- * user's (or statement_timeout's) and is raised again, not recorded.
- */
 static ErrorData *
-unit_abort(SyncRun *r, Unit *u)
+unit_abort(SyncRun *r, EmUnit *u)
 {
-	ErrorData  *edata;
-
-	MemoryContextSwitchTo(r->cxt);
-	edata = CopyErrorData();
-	FlushErrorState();
-	if (r->worker_mode)
-		AbortCurrentTransaction();
-	else if (u->step)
-		RollbackAndReleaseCurrentSubTransaction();
-	MemoryContextSwitchTo(u->oldcxt);
-	CurrentResourceOwner = u->oldowner;
-	unit_account(r, u);
-	if (!r->worker_mode && (!u->step || edata->sqlerrcode == ERRCODE_QUERY_CANCELED))
-		ReThrowError(edata);
-	return edata;
-}
-
-/* ---------------------------------------------------------------------
- * Small helpers
- * ---------------------------------------------------------------------
- */
-
-static void
-spi_exec(const char *sql, int nargs, Oid *types, Datum *values, const char *nulls,
-		 int expected)
-{
-	int			rc = SPI_execute_with_args(sql, nargs, types, values, nulls, false, 0);
-
-	if (rc != expected)
-		elog(ERROR, "engineering_metrics: unexpected SPI result %d", rc);
-}
-
-/*
- * run_plan_exec
- *
- * Every page runs the same four statements; preparing them once per run
- * rather than per page saves their parse and plan time.  Kept plans
- * outlive the transactions (and rolled-back subtransactions) of the run.
- */
-static void
-run_plan_exec(SPIPlanPtr *slot, const char *sql, int nargs, Oid *types,
-			  Datum *values, const char *nulls, int expected)
-{
-	int			rc;
-
-	if (*slot == NULL)
-	{
-		SPIPlanPtr	plan = SPI_prepare(sql, nargs, types);
-
-		if (plan == NULL)
-			elog(ERROR, "engineering_metrics: SPI_prepare failed: %s",
-				 SPI_result_code_string(SPI_result));
-		if (SPI_keepplan(plan) != 0)
-			elog(ERROR, "engineering_metrics: SPI_keepplan failed");
-		*slot = plan;
-	}
-	rc = SPI_execute_plan(*slot, values, nulls, false, 0);
-	if (rc != expected)
-		elog(ERROR, "engineering_metrics: unexpected SPI result %d", rc);
+	return em_unit_abort(u, r->cxt);
 }
 
 static void
@@ -251,20 +135,7 @@ run_free_plans(SyncRun *r)
 	SPIPlanPtr *plans[] = {&r->plan_next, &r->plan_ingest, &r->plan_delete, &r->plan_bump};
 
 	for (int i = 0; i < (int) lengthof(plans); i++)
-	{
-		if (*plans[i] != NULL)
-			SPI_freeplan(*plans[i]);
-		*plans[i] = NULL;
-	}
-}
-
-/* column of the first result row as a string in cxt, or NULL */
-static char *
-spi_string(int col, MemoryContext cxt)
-{
-	char	   *v = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, col);
-
-	return v ? MemoryContextStrdup(cxt, v) : NULL;
+		em_spi_free_plan(plans[i]);
 }
 
 static char *
@@ -307,7 +178,7 @@ error_backoff(SyncRun *r)
 static bool
 run_start(SyncRun *r)
 {
-	Unit		u;
+	EmUnit		u;
 	Oid			types[3] = {INT4OID, TEXTOID, TEXTOID};
 	Datum		values[3];
 	bool		isnull;
@@ -317,13 +188,13 @@ run_start(SyncRun *r)
 
 	unit_begin(r, &u, false);
 	values[0] = Int32GetDatum(r->source_id);
-	spi_exec(r->worker_mode
+	em_spi_exec(r->worker_mode
 			 ? "SELECT pg_catalog.pg_try_advisory_lock(" CppAsString2(EM_SYNC_LOCK_CLASS) ", $1)"
 			 : "SELECT pg_catalog.pg_try_advisory_xact_lock(" CppAsString2(EM_SYNC_LOCK_CLASS) ", $1)",
 			 1, types, values, NULL, SPI_OK_SELECT);
 	got = DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
 
-	spi_exec("SELECT name, kind, enabled, next_sync_at <= now(), consecutive_failures"
+	em_spi_exec("SELECT name, kind, enabled, next_sync_at <= now(), consecutive_failures"
 			 " FROM engineering.sources WHERE id = $1",
 			 1, types, values, NULL, SPI_OK_SELECT);
 	if (SPI_processed != 1)
@@ -336,8 +207,8 @@ run_start(SyncRun *r)
 			goto unlock;
 		goto skip;
 	}
-	r->name = spi_string(1, r->cxt);
-	r->kind = spi_string(2, r->cxt);
+	r->name = em_spi_string(1, r->cxt);
+	r->kind = em_spi_string(2, r->cxt);
 	enabled = DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 3, &isnull));
 	due = DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 4, &isnull));
 	r->failures = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 5, &isnull));
@@ -356,13 +227,13 @@ run_start(SyncRun *r)
 
 	r->conn = em_find_connector(r->kind);
 
-	spi_exec("UPDATE engineering.sync_runs SET status = 'error', finished_at = clock_timestamp(),"
+	em_spi_exec("UPDATE engineering.sync_runs SET status = 'error', finished_at = clock_timestamp(),"
 			 " error = 'interrupted: the process running this sync ended before it finished'"
 			 " WHERE source_id = $1 AND status = 'running'",
 			 1, types, values, NULL, SPI_OK_UPDATE);
 	values[1] = CStringGetTextDatum(r->name);
 	values[2] = CStringGetTextDatum(r->worker_mode ? "worker" : "sync");
-	spi_exec("INSERT INTO engineering.sync_runs (source_id, source, status, pid, started_by)"
+	em_spi_exec("INSERT INTO engineering.sync_runs (source_id, source, status, pid, started_by)"
 			 " VALUES ($1, $2, 'running', pg_catalog.pg_backend_pid(), $3) RETURNING id",
 			 3, types, values, NULL, SPI_OK_INSERT_RETURNING);
 	r->run_id = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
@@ -370,7 +241,7 @@ run_start(SyncRun *r)
 	return true;
 
 unlock:
-	spi_exec("SELECT pg_catalog.pg_advisory_unlock(" CppAsString2(EM_SYNC_LOCK_CLASS) ", $1)",
+	em_spi_exec("SELECT pg_catalog.pg_advisory_unlock(" CppAsString2(EM_SYNC_LOCK_CLASS) ", $1)",
 			 1, types, values, NULL, SPI_OK_SELECT);
 skip:
 	unit_commit(r, &u);
@@ -386,7 +257,7 @@ skip:
 static void
 run_plan(SyncRun *r)
 {
-	Unit		u;
+	EmUnit		u;
 	Oid			types[1] = {INT4OID};
 	Datum		values[1] = {Int32GetDatum(r->source_id)};
 
@@ -400,10 +271,10 @@ run_plan(SyncRun *r)
 	unit_begin(r, &u, true);
 	PG_TRY();
 	{
-		spi_exec("SELECT 1 FROM engineering.sync_tasks WHERE source_id = $1 LIMIT 1",
+		em_spi_exec("SELECT 1 FROM engineering.sync_tasks WHERE source_id = $1 LIMIT 1",
 				 1, types, values, NULL, SPI_OK_SELECT);
 		if (SPI_processed == 0)
-			spi_exec(psprintf("SELECT engineering.%s(s) FROM engineering.sources s WHERE s.id = $1",
+			em_spi_exec(psprintf("SELECT engineering.%s(s) FROM engineering.sources s WHERE s.id = $1",
 							  quote_identifier(psprintf("_%s_plan", r->kind))),
 					 1, types, values, NULL, SPI_OK_SELECT);
 		unit_commit(r, &u);
@@ -429,7 +300,7 @@ run_plan(SyncRun *r)
 static bool
 next_task(SyncRun *r, Task *t)
 {
-	Unit		u;
+	EmUnit		u;
 	Oid			types[1] = {INT4OID};
 	Datum		values[1] = {Int32GetDatum(r->source_id)};
 	bool		found = false;
@@ -442,7 +313,7 @@ next_task(SyncRun *r, Task *t)
 
 	memset(t, 0, sizeof(*t));
 	unit_begin(r, &u, false);
-	run_plan_exec(&r->plan_next,
+	em_spi_exec_plan(&r->plan_next,
 				  psprintf("SELECT t.id, t.stream, t.url, s.base_url, sec.token,"
 						   " s.config->>'token_file', s.config->>'token_env',"
 						   " coalesce((t.payload->>'missing_ok')::boolean, false), s.config->>%s"
@@ -458,14 +329,14 @@ next_task(SyncRun *r, Task *t)
 
 		found = true;
 		t->id = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
-		t->stream = spi_string(2, r->page_cxt);
-		url = spi_string(3, r->page_cxt);
-		base_url = spi_string(4, r->page_cxt);
-		stored = spi_string(5, r->page_cxt);
-		file = spi_string(6, r->page_cxt);
-		env = spi_string(7, r->page_cxt);
+		t->stream = em_spi_string(2, r->page_cxt);
+		url = em_spi_string(3, r->page_cxt);
+		base_url = em_spi_string(4, r->page_cxt);
+		stored = em_spi_string(5, r->page_cxt);
+		file = em_spi_string(6, r->page_cxt);
+		env = em_spi_string(7, r->page_cxt);
 		t->missing_ok = DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 8, &isnull));
-		t->basic_user = spi_string(9, r->page_cxt);
+		t->basic_user = em_spi_string(9, r->page_cxt);
 	}
 	unit_commit(r, &u);
 	if (!found)
@@ -626,7 +497,7 @@ classify(SyncRun *r, Task *t, EmHttpResponse *resp)
 static void
 ingest(SyncRun *r, Task *t, EmHttpResponse *resp)
 {
-	Unit		u;
+	EmUnit		u;
 	Oid			types[5] = {INT4OID, INT8OID, INT4OID, JSONBOID, JSONBOID};
 	Datum		values[5];
 	char		nulls[5] = {' ', ' ', ' ', ' ', ' '};
@@ -653,7 +524,7 @@ ingest(SyncRun *r, Task *t, EmHttpResponse *resp)
 						 errmsg("empty response body")));
 			values[4] = em_json_to_jsonb(text, (int) strlen(text), r->conn->skip_keys);
 		}
-		run_plan_exec(&r->plan_ingest,
+		em_spi_exec_plan(&r->plan_ingest,
 					  psprintf("SELECT engineering.%s(s, t, $3, $4, $5)"
 							   " FROM engineering.sources s JOIN engineering.sync_tasks t ON t.source_id = s.id"
 							   " WHERE s.id = $1 AND t.id = $2",
@@ -673,9 +544,9 @@ ingest(SyncRun *r, Task *t, EmHttpResponse *resp)
 			Datum		cvalues[3] = {Int64GetDatum(r->run_id), Int64GetDatum(items),
 			Int32GetDatum((int32) r->requests)};
 
-			run_plan_exec(&r->plan_delete, "DELETE FROM engineering.sync_tasks WHERE id = $1",
+			em_spi_exec_plan(&r->plan_delete, "DELETE FROM engineering.sync_tasks WHERE id = $1",
 						  1, dtypes, dvalues, NULL, SPI_OK_DELETE);
-			run_plan_exec(&r->plan_bump,
+			em_spi_exec_plan(&r->plan_bump,
 						  "UPDATE engineering.sync_runs SET pages = pages + 1,"
 						  " items_upserted = items_upserted + $2, http_requests = $3 WHERE id = $1",
 						  3, ctypes, cvalues, NULL, SPI_OK_UPDATE);
@@ -711,7 +582,7 @@ ingest(SyncRun *r, Task *t, EmHttpResponse *resp)
 static void
 run_finish(SyncRun *r)
 {
-	Unit		u;
+	EmUnit		u;
 	Oid			types[10] = {INT8OID, INT4OID, TEXTOID, TEXTOID, INT8OID,
 	INT8OID, INT4OID, FLOAT8OID, FLOAT8OID, INT8OID};
 	Datum		values[10];
@@ -734,7 +605,7 @@ run_finish(SyncRun *r)
 	values[8] = Float8GetDatum(r->sql_seconds);
 	values[9] = Int64GetDatum(r->backoff_s);
 
-	spi_exec("WITH s AS ("
+	em_spi_exec("WITH s AS ("
 			 "  UPDATE engineering.sources SET"
 			 "    last_synced_at = CASE WHEN $3 = 'ok' THEN clock_timestamp() ELSE last_synced_at END,"
 			 "    last_error = CASE WHEN $3 = 'ok' THEN NULL ELSE $4 END,"
@@ -750,7 +621,7 @@ run_finish(SyncRun *r)
 			 " WHERE r.id = $1",
 			 10, types, values, nulls, SPI_OK_UPDATE);
 	if (r->worker_mode)
-		spi_exec("SELECT pg_catalog.pg_advisory_unlock(" CppAsString2(EM_SYNC_LOCK_CLASS) ", $2)",
+		em_spi_exec("SELECT pg_catalog.pg_advisory_unlock(" CppAsString2(EM_SYNC_LOCK_CLASS) ", $2)",
 				 2, types, values, nulls, SPI_OK_SELECT);
 	unit_commit(r, &u);
 
