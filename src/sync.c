@@ -52,6 +52,7 @@
 /* the connector table: one line per connector */
 static const EmConnector *const connectors[] = {
 	&em_connector_github,
+	&em_connector_gitlab,
 	NULL
 };
 

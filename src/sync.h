@@ -50,6 +50,7 @@ typedef struct EmConnector
 
 /* connectors (one line per connector file) */
 extern const EmConnector em_connector_github;
+extern const EmConnector em_connector_gitlab;
 
 extern const EmConnector *em_find_connector(const char *kind);
 
