@@ -53,6 +53,7 @@
 static const EmConnector *const connectors[] = {
 	&em_connector_github,
 	&em_connector_gitlab,
+	&em_connector_jenkins,
 	NULL
 };
 
