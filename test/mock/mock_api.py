@@ -43,6 +43,7 @@ A fault: {"match": {"vendor": "github", "method": "GET", "path": "regex",
 """
 
 import argparse
+import email.utils
 import json
 import re
 import socket
@@ -109,11 +110,19 @@ def fault_response(fault, req):
             headers += [("x-ratelimit-limit", "5000"), ("x-ratelimit-remaining", "0" if not fault.get("secondary") else "4000"),
                         ("x-ratelimit-used", "5000"), ("x-ratelimit-reset", str(reset)), ("x-ratelimit-resource", "core")]
         elif style == "gitlab":
-            headers += [("RateLimit-Limit", "600"), ("RateLimit-Remaining", "0"), ("RateLimit-Reset", str(reset))]
+            # gitlabhq doc/administration/settings/user_and_ip_rate_limits.md
+            headers += [("RateLimit-Name", "throttle_authenticated_api"), ("RateLimit-Limit", "600"),
+                        ("RateLimit-Observed", "601"), ("RateLimit-Remaining", "0"),
+                        ("RateLimit-Reset", str(reset)),
+                        ("RateLimit-ResetTime", email.utils.formatdate(reset, usegmt=True))]
         elif style == "pagerduty":
             headers += [("ratelimit-limit", "960"), ("ratelimit-remaining", "0"), ("ratelimit-reset", str(reset - now))]
         if fault.get("retry_after") is not None:
             headers.append(("Retry-After", str(fault["retry_after"])))
+        if style == "gitlab":
+            resp = Response(fault.get("status", 429), "Retry later\n", headers, "text/plain; charset=utf-8")
+            resp.skip_vendor_headers = True
+            return resp
         message = ("You have exceeded a secondary rate limit. Please wait a few minutes before you try again."
                    if fault.get("secondary") else "API rate limit exceeded for user.")
         resp = json_response(fault.get("status", 403), {"message": message}, headers)
