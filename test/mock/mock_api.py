@@ -27,7 +27,8 @@ Control API (JSON in and out):
 A fault: {"match": {"vendor": "github", "method": "GET", "path": "regex",
 "query": "regex"}, "skip": 0, "count": 1, "kind": ..., ...} applies to the
 `count` requests (-1: all) that match after `skip` matches, with kind:
-    status        {"status": 500, "body": {...} or "text", "headers": {...}}
+    status        {"status": 500, "body": {...} or "text", "headers": {...}, "bare": false}
+                  (bare: without the vendor's common headers, as from a proxy)
     rate_limit    {"status": 403|429, "reset_in": 3, "retry_after": null,
                    "style": "github"|"gitlab"|"pagerduty", "secondary": false}
     slow          {"delay": 5}  (then the normal response)
@@ -98,9 +99,13 @@ def fault_response(fault, req):
     if kind == "status":
         body = fault.get("body", {"message": "Server Error"})
         if isinstance(body, str):
-            return Response(fault.get("status", 500), body, list(fault.get("headers", {}).items()),
+            resp = Response(fault.get("status", 500), body, list(fault.get("headers", {}).items()),
                             fault.get("content_type", "text/plain"))
-        return json_response(fault.get("status", 500), body, list(fault.get("headers", {}).items()))
+        else:
+            resp = json_response(fault.get("status", 500), body, list(fault.get("headers", {}).items()))
+        # "bare": a proxy answered, not the vendor: none of its usual headers
+        resp.skip_vendor_headers = bool(fault.get("bare"))
+        return resp
     if kind == "rate_limit":
         now = int(time.time())
         reset = now + int(fault.get("reset_in", 60))
