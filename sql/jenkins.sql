@@ -221,14 +221,16 @@ SELECT pg_temp.ingest('jk', 'build', '/x', '{"path": "shop/build", "root": "shop
 SELECT pg_temp.ingest('jk', 'mystery', '/x', '{}', '{}');
 
 --
--- plan: the first page of every configured job, from its watermark, and
--- the running builds below the watermarks
+-- plan: the builds still running when last seen (by number), then the
+-- first page of every configured job, from its watermark
 --
 DELETE FROM engineering.sync_tasks;
 SELECT cursor FROM engineering.sources WHERE name = 'jk';
 INSERT INTO engineering.pipeline_runs (source_id, external_id, service, pipeline, status, started_at, attributes)
 VALUES (:jk, 'web/main#9', 'storefront', 'web/main', 'running', '2023-11-14 22:00:00+00',
         '{"job": "web/main", "root": "web", "number": 9}'),
+       (:jk, 'shop/build#303', 'shop', 'shop/build', 'running', '2023-11-14 22:20:00+00',
+        '{"job": "shop/build", "root": "shop/build", "number": 303}'),
        (:jk, 'old/job#1', 'old', 'old/job', 'running', '2023-11-14 22:00:00+00',
         '{"job": "old/job", "root": "old/job", "number": 1}');
 SELECT engineering._jenkins_plan(s) FROM engineering.sources s WHERE name = 'jk';

@@ -8,7 +8,7 @@
 --           of a job's builds, newest first, down to the job's watermark; for a
 --           folder, its jobs, each queued as a builds stream of its own
 --   build   GET {job}/{number}/api/json?tree=..: a build that was still running
---           when last seen and has fallen below the watermark
+--           when last seen (asked for at every sync until it is final or gone)
 -- Builds feed pipeline_runs; builds of jobs matching "deployment_jobs"
 -- also feed deployments.
 --
@@ -309,8 +309,9 @@ AS $$
 DECLARE
     since_ms numeric := floor(extract(epoch FROM engineering._since(src.config)) * 1000);
 BEGIN
-    -- Builds still running when last seen: the scan only goes down to the
-    -- newest build seen, so ask for the older ones by number.
+    -- Builds still running when last seen are asked for by number: the scan
+    -- stops at the newest build already seen, and a running build that was
+    -- deleted (its job's retention, a discarded abort) is never listed again.
     INSERT INTO engineering.sync_tasks (source_id, stream, url, payload)
     SELECT src.id, 'build',
            engineering._jenkins_job_url(r.attributes->>'job') || (r.attributes->>'number')
@@ -322,8 +323,6 @@ BEGIN
     WHERE r.source_id = src.id AND r.status IN ('queued', 'running')
       AND r.attributes->>'root' = ANY (engineering._jenkins_jobs(src.config))
       AND r.attributes->>'number' ~ '^[0-9]{1,9}$'
-      AND floor(extract(epoch FROM r.started_at) * 1000)
-          < coalesce((src.cursor->'jobs'->(r.attributes->>'job')->>'timestamp')::numeric, 'infinity')
     ORDER BY r.started_at, r.id;
 
     INSERT INTO engineering.sync_tasks (source_id, stream, url, payload)
@@ -335,7 +334,7 @@ BEGIN
 END;
 $$;
 COMMENT ON FUNCTION engineering._jenkins_plan(engineering.sources) IS
-    'connector interface: queues the first page of builds of every configured job down to its watermark, and the unfinished builds below it';
+    'connector interface: queues the builds still running when last seen, then the first page of builds of every configured job down to its watermark';
 
 CREATE FUNCTION engineering._jenkins_ingest_builds(src engineering.sources, task engineering.sync_tasks, body jsonb)
 RETURNS bigint
