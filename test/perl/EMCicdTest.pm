@@ -155,9 +155,11 @@ sub jenkins_expect
 				my $finished = $status eq 'running' ? undef : $b->{timestamp} + ($b->{duration} // 0);
 				my $branch = $b->{branch};
 				$branch =~ s{^(refs/remotes/[^/]+/|refs/heads/|origin/)}{} if defined $branch;
-				if ($job ne $root && $job =~ m{/([^/]+)$} && ($world->{jobs}{ $job =~ s{/[^/]+$}{}r }{class} // '') =~ /MultiBranch/)
+				# a branch job of a multibranch project: its name is the branch
+				my ($parent, $name) = $job =~ m{^(.*)/([^/]+)$};
+				if ($job ne $root && defined $parent && ($world->{jobs}{$parent}{class} // '') =~ /MultiBranch/)
 				{
-					($branch = $1) =~ s/%2F/\//gi;
+					($branch = $name) =~ s/%2F/\//gi;
 				}
 				$e{runs}{"$job#$b->{number}"} = {
 					status => $status, started => $b->{timestamp}, finished => $finished,
