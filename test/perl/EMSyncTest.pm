@@ -9,9 +9,10 @@ use strict;
 use warnings;
 
 use Exporter 'import';
+use Test::More ();
 use Time::Local qw(timegm);
 
-our @EXPORT_OK = qw(iso_epoch github_expect db_rows db_map wait_for);
+our @EXPORT_OK = qw(iso_epoch github_expect check_github db_rows db_map wait_for);
 
 # ISO 8601 with Z or an offset -> epoch seconds (fractions kept)
 sub iso_epoch
@@ -118,6 +119,39 @@ sub github_expect
 		$e{pulls}{ $p->{number} } = { merged => iso_epoch($p->{merged_at}), first_commit => $first };
 	}
 	return \%e;
+}
+
+# check_github($node, $source_id, $expect, $label): the source's rows are
+# exactly what github_expect() says (runs and attempts with their status,
+# deployments, the commits each deployment shipped, merged pull requests)
+sub check_github
+{
+	my ($node, $sid, $e, $label) = @_;
+	Test::More::is_deeply(
+		db_map($node, "SELECT external_id, status FROM engineering.pipeline_runs WHERE source_id = $sid"),
+		{ map { $_ => $e->{runs}{$_}{status} } keys %{ $e->{runs} } },
+		"$label: every run attempt once, with its status");
+	Test::More::is_deeply(
+		{ map { $_->[0] => [ $_->[1], $_->[2] ] } @{ db_rows($node,
+			"SELECT external_id, status, coalesce(extract(epoch FROM finished_at)::float8::text, '')
+			 FROM engineering.deployments WHERE source_id = $sid") } },
+		{ map { $_ => [ $e->{deployments}{$_}{status}, $e->{deployments}{$_}{finished} // '' ] }
+			  keys %{ $e->{deployments} } },
+		"$label: every deployment once, with its status and time");
+	Test::More::is_deeply(
+		db_map($node,
+			"SELECT d.external_id, string_agg(c.commit_sha, ',' ORDER BY c.committed_at, c.commit_sha)
+			 FROM engineering.deployment_changes dc
+			 JOIN engineering.deployments d ON d.id = dc.deployment_id
+			 JOIN engineering.changes c ON c.id = dc.change_id
+			 WHERE d.source_id = $sid GROUP BY 1"),
+		{ map { $_ => join(',', @{ $e->{links}{$_} }) } grep { @{ $e->{links}{$_} } } keys %{ $e->{links} } },
+		"$label: each deployment linked to the commits it shipped");
+	Test::More::is_deeply(
+		db_map($node, "SELECT number, extract(epoch FROM merged_at)::float8 FROM engineering.pull_requests WHERE source_id = $sid"),
+		{ map { $_ => $e->{pulls}{$_}{merged} } keys %{ $e->{pulls} } },
+		"$label: every merged pull request once");
+	return;
 }
 
 # rows of a query as arrays of column values
