@@ -31,7 +31,7 @@ SELECT engineering.add_source('gh', 'github', NULL, '{"repository": "acme/shop"}
 SELECT engineering.add_source('x', 'svn', NULL, '{}');
 SELECT engineering.add_source('x', NULL, NULL, '{}');
 SELECT engineering.add_source(NULL, 'github', NULL, '{}');
-SELECT engineering.add_source('x', 'jenkins', 'https://ci.example.com', '{"job": "a"}');
+SELECT engineering.add_source('x', 'prometheus', 'https://prometheus.example.com', '{}');
 SELECT engineering.add_source('x', 'github', 'ftp://example.com', '{"repository": "a/b"}');
 SELECT engineering.add_source('x', 'github', 'file:///etc/passwd', '{"repository": "a/b"}');
 SELECT engineering.add_source('x', 'github', 'https://user:pw@example.com', '{"repository": "a/b"}');

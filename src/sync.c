@@ -50,6 +50,8 @@
 /* the connector table: one line per connector */
 static const EmConnector *const connectors[] = {
 	&em_connector_github,
+	&em_connector_gitlab,
+	&em_connector_jenkins,
 	NULL
 };
 

@@ -57,6 +57,8 @@ typedef struct EmConnector
 
 /* connectors (one line per connector file) */
 extern const EmConnector em_connector_github;
+extern const EmConnector em_connector_gitlab;
+extern const EmConnector em_connector_jenkins;
 
 extern const EmConnector *em_find_connector(const char *kind);
 

@@ -27,7 +27,8 @@ Control API (JSON in and out):
 A fault: {"match": {"vendor": "github", "method": "GET", "path": "regex",
 "query": "regex"}, "skip": 0, "count": 1, "kind": ..., ...} applies to the
 `count` requests (-1: all) that match after `skip` matches, with kind:
-    status        {"status": 500, "body": {...} or "text", "headers": {...}}
+    status        {"status": 500, "body": {...} or "text", "headers": {...}, "bare": false}
+                  (bare: without the vendor's common headers, as from a proxy)
     rate_limit    {"status": 403|429, "reset_in": 3, "retry_after": null,
                    "style": "github"|"gitlab"|"pagerduty", "secondary": false}
     slow          {"delay": 5}  (then the normal response)
@@ -43,6 +44,7 @@ A fault: {"match": {"vendor": "github", "method": "GET", "path": "regex",
 """
 
 import argparse
+import email.utils
 import json
 import re
 import socket
@@ -97,9 +99,13 @@ def fault_response(fault, req):
     if kind == "status":
         body = fault.get("body", {"message": "Server Error"})
         if isinstance(body, str):
-            return Response(fault.get("status", 500), body, list(fault.get("headers", {}).items()),
+            resp = Response(fault.get("status", 500), body, list(fault.get("headers", {}).items()),
                             fault.get("content_type", "text/plain"))
-        return json_response(fault.get("status", 500), body, list(fault.get("headers", {}).items()))
+        else:
+            resp = json_response(fault.get("status", 500), body, list(fault.get("headers", {}).items()))
+        # "bare": a proxy answered, not the vendor: none of its usual headers
+        resp.skip_vendor_headers = bool(fault.get("bare"))
+        return resp
     if kind == "rate_limit":
         now = int(time.time())
         reset = now + int(fault.get("reset_in", 60))
@@ -109,11 +115,19 @@ def fault_response(fault, req):
             headers += [("x-ratelimit-limit", "5000"), ("x-ratelimit-remaining", "0" if not fault.get("secondary") else "4000"),
                         ("x-ratelimit-used", "5000"), ("x-ratelimit-reset", str(reset)), ("x-ratelimit-resource", "core")]
         elif style == "gitlab":
-            headers += [("RateLimit-Limit", "600"), ("RateLimit-Remaining", "0"), ("RateLimit-Reset", str(reset))]
+            # gitlabhq doc/administration/settings/user_and_ip_rate_limits.md
+            headers += [("RateLimit-Name", "throttle_authenticated_api"), ("RateLimit-Limit", "600"),
+                        ("RateLimit-Observed", "601"), ("RateLimit-Remaining", "0"),
+                        ("RateLimit-Reset", str(reset)),
+                        ("RateLimit-ResetTime", email.utils.formatdate(reset, usegmt=True))]
         elif style == "pagerduty":
             headers += [("ratelimit-limit", "960"), ("ratelimit-remaining", "0"), ("ratelimit-reset", str(reset - now))]
         if fault.get("retry_after") is not None:
             headers.append(("Retry-After", str(fault["retry_after"])))
+        if style == "gitlab":
+            resp = Response(fault.get("status", 429), "Retry later\n", headers, "text/plain; charset=utf-8")
+            resp.skip_vendor_headers = True
+            return resp
         message = ("You have exceeded a secondary rate limit. Please wait a few minutes before you try again."
                    if fault.get("secondary") else "API rate limit exceeded for user.")
         resp = json_response(fault.get("status", 403), {"message": message}, headers)
