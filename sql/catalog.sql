@@ -28,7 +28,7 @@ JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdroppe
 WHERE c.relnamespace = 'engineering'::regnamespace
   AND c.relkind IN ('r', 'v', 'm', 'p')
   AND col_description(c.oid, a.attnum) IS NULL
-ORDER BY 1::text, 2;
+ORDER BY c.oid::regclass::text COLLATE "C", 2;
 
 -- functions that are not PARALLEL SAFE (each must be on purpose)
 -- sync engine and connectors: each one listed writes tables (sources, tokens,
@@ -37,7 +37,7 @@ SELECT p.oid::regprocedure AS function, p.proparallel
 FROM pg_proc p
 WHERE p.pronamespace = 'engineering'::regnamespace
   AND p.proparallel <> 's'
-ORDER BY 1::text;
+ORDER BY p.oid::regprocedure::text COLLATE "C";
 
 -- the checks above looked at something: the extension does own documented
 -- tables, functions and columns

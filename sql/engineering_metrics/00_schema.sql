@@ -353,3 +353,23 @@ COMMENT ON COLUMN engineering.pipeline_runs.finished_at IS 'when it finished';
 COMMENT ON COLUMN engineering.pipeline_runs.attempt IS 'attempt number, 1 for the first run and higher for re-runs of the same run';
 COMMENT ON COLUMN engineering.pipeline_runs.url IS 'link to the run in the source system';
 COMMENT ON COLUMN engineering.pipeline_runs.attributes IS 'anything else the source reported (vendor status, conclusion, ...), as JSON';
+
+------------------------------------------------------------------------------
+-- The rows of extension tables are not dumped by pg_dump unless registered
+-- here; without this a backup of the database would hold the schema but
+-- none of the events.
+------------------------------------------------------------------------------
+
+SELECT pg_catalog.pg_extension_config_dump('engineering.sources', '');
+SELECT pg_catalog.pg_extension_config_dump('engineering.sources_id_seq', '');
+SELECT pg_catalog.pg_extension_config_dump('engineering.deployments', '');
+SELECT pg_catalog.pg_extension_config_dump('engineering.deployments_id_seq', '');
+SELECT pg_catalog.pg_extension_config_dump('engineering.changes', '');
+SELECT pg_catalog.pg_extension_config_dump('engineering.changes_id_seq', '');
+SELECT pg_catalog.pg_extension_config_dump('engineering.pull_requests', '');
+SELECT pg_catalog.pg_extension_config_dump('engineering.pull_requests_id_seq', '');
+SELECT pg_catalog.pg_extension_config_dump('engineering.deployment_changes', '');
+SELECT pg_catalog.pg_extension_config_dump('engineering.incidents', '');
+SELECT pg_catalog.pg_extension_config_dump('engineering.incidents_id_seq', '');
+SELECT pg_catalog.pg_extension_config_dump('engineering.pipeline_runs', '');
+SELECT pg_catalog.pg_extension_config_dump('engineering.pipeline_runs_id_seq', '');

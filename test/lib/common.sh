@@ -70,9 +70,11 @@ em_build_and_install() {
 EM_RUN_AS=${EM_RUN_AS:-postgres}
 
 # Run a command as the unprivileged user when we are root, else as ourselves.
+# From /, since root's working directory may be closed to that user; callers
+# pass absolute paths.
 em_as_user() {
     if [ "$(id -u)" = 0 ]; then
-        runuser -u "$EM_RUN_AS" -- env PATH="$PATH" "$@"
+        (cd / && runuser -u "$EM_RUN_AS" -- env PATH="$PATH" "$@")
     else
         "$@"
     fi
@@ -95,7 +97,8 @@ em_copy_tree_for_user() {
 
 # Make a folder the unprivileged user can write, even when root's checkout
 # is not reachable by that user (e.g. under /root): then the folder lives in
-# /var/tmp and a symlink at the wanted place points to it.
+# /var/tmp and a symlink at the wanted place points to it.  Callers hand the
+# server `readlink -f` of the folder, never a path through the symlink.
 em_user_dir() {
     local want=$1 alt
     mkdir -p "$want" 2>/dev/null || true
