@@ -51,6 +51,7 @@
 
 /* the connector table: one line per connector */
 static const EmConnector *const connectors[] = {
+	&em_connector_github,
 	NULL
 };
 

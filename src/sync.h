@@ -49,6 +49,7 @@ typedef struct EmConnector
 } EmConnector;
 
 /* connectors (one line per connector file) */
+extern const EmConnector em_connector_github;
 
 extern const EmConnector *em_find_connector(const char *kind);
 
