@@ -46,10 +46,20 @@ typedef struct EmConnector
 	 * NULL.
 	 */
 	bool		(*is_rate_limited) (const EmHttpResponse *resp);
+
+	/*
+	 * Lower-case name of a vendor header giving the seconds to wait after a
+	 * rate limit, read in place of a missing ratelimit-reset (Opsgenie
+	 * sends only x-ratelimit-period-in-sec, the period of the bucket it
+	 * throttled).  May be NULL.
+	 */
+	const char *rate_limit_wait_header;
 } EmConnector;
 
 /* connectors (one line per connector file) */
 extern const EmConnector em_connector_github;
+extern const EmConnector em_connector_pagerduty;
+extern const EmConnector em_connector_opsgenie;
 
 extern const EmConnector *em_find_connector(const char *kind);
 
