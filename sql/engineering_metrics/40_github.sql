@@ -151,8 +151,8 @@ BEGIN
                                  engineering._ts(r->'run_started_at') AS rs,
                                  engineering._ts(r->'updated_at') AS u) t,
                  LATERAL (SELECT CASE WHEN a.attempt = 1 THEN t.created END AS q) q1,
-                 LATERAL (SELECT CASE WHEN t.rs IS NULL AND a.attempt > 1 THEN t.created
-                                      ELSE greatest(t.rs, q1.q) END AS s) s1
+                 LATERAL (SELECT CASE WHEN t.rs IS NOT NULL THEN greatest(t.rs, q1.q)
+                                      WHEN a.attempt > 1 THEN t.created END AS s) s1
             WHERE jsonb_typeof(r) = 'object' AND r->>'id' ~ '^\d{1,18}$'
         ) x
         ORDER BY external_id),
@@ -224,7 +224,7 @@ DECLARE
     dep_id bigint;
     was_linked boolean;
 BEGIN
-    IF jsonb_typeof(deployment) IS DISTINCT FROM 'object' OR deployment->>'id' !~ '^\d+$' THEN
+    IF jsonb_typeof(deployment) IS DISTINCT FROM 'object' OR coalesce(deployment->>'id', '') !~ '^\d+$' THEN
         RAISE EXCEPTION 'expected a GitHub deployment object with an id' USING ERRCODE = 'invalid_parameter_value';
     END IF;
     IF jsonb_typeof(statuses) IS DISTINCT FROM 'array' THEN
@@ -253,7 +253,9 @@ BEGIN
     ELSE
         dep_status := 'running'; finished := NULL;
     END IF;
-    finished := greatest(finished, started);
+    IF finished < started THEN
+        finished := started;    -- a status stamped before the request: clock skew
+    END IF;
 
     INSERT INTO engineering.deployments AS d
         (source_id, external_id, service, environment, commit_sha, started_at, finished_at, status, url, attributes)
@@ -274,16 +276,19 @@ BEGIN
         service = EXCLUDED.service, environment = EXCLUDED.environment, commit_sha = EXCLUDED.commit_sha,
         started_at = EXCLUDED.started_at, finished_at = EXCLUDED.finished_at, status = EXCLUDED.status,
         url = EXCLUDED.url, attributes = d.attributes || EXCLUDED.attributes
+    WHERE (d.service, d.environment, d.commit_sha, d.started_at, d.finished_at, d.status, d.url, d.attributes)
+          IS DISTINCT FROM (EXCLUDED.service, EXCLUDED.environment, EXCLUDED.commit_sha, EXCLUDED.started_at,
+                            EXCLUDED.finished_at, EXCLUDED.status, EXCLUDED.url, d.attributes || EXCLUDED.attributes)
     RETURNING d.id, d.attributes ? 'compare_base' INTO dep_id, was_linked;
 
-    IF dep_status = 'success' AND NOT was_linked THEN
+    IF dep_status = 'success' AND dep_id IS NOT NULL AND NOT was_linked THEN
         PERFORM engineering._github_link(src_id, config, ARRAY[dep_id]);
     END IF;
     RETURN dep_id;
 END;
 $$;
 COMMENT ON FUNCTION engineering._github_map_deployment(integer, jsonb, jsonb, jsonb) IS
-    'upserts a deployment from its statuses: first success = deployed (finished_at), failure/error = failure, only inactive = cancelled, else running; returns its id';
+    'upserts a deployment from its statuses: first success = deployed (finished_at), failure/error = failure, only inactive = cancelled, else running; returns its id, NULL when nothing changed';
 
 CREATE FUNCTION engineering._github_map_pulls(src_id integer, config jsonb, pulls jsonb)
 RETURNS bigint
@@ -352,7 +357,7 @@ BEGIN
         attributes = pr.attributes || '{"commits_fetched": true}'
     WHERE pr.source_id = src_id AND pr.external_id = _github_map_pull_commits.number::text;
     GET DIAGNOSTICS n = ROW_COUNT;
-    RETURN n;
+    RETURN CASE WHEN earliest IS NULL THEN 0 ELSE n END;
 END;
 $$;
 COMMENT ON FUNCTION engineering._github_map_pull_commits(integer, integer, jsonb) IS
@@ -663,9 +668,10 @@ BEGIN
         SELECT src.id, 'deployment_statuses', repo || '/deployments/' || (i->>'id') || '/statuses?per_page=100',
                jsonb_build_object('deployment', i, 'missing_ok', true)
         FROM jsonb_array_elements(fresh) WITH ORDINALITY AS e(i, o)
+        -- known deployments are final, or fetched again by the plan until they are
         WHERE i->>'id' ~ '^\d+$'
           AND NOT EXISTS (SELECT 1 FROM engineering.deployments d
-                          WHERE d.source_id = src.id AND d.external_id = i->>'id' AND d.status <> 'running')
+                          WHERE d.source_id = src.id AND d.external_id = i->>'id')
         ORDER BY o;
     END IF;
 
@@ -721,7 +727,7 @@ BEGIN
         RETURN engineering._github_ingest_listing(src, task, headers, body);
     WHEN 'deployment_statuses' THEN
         dep_id := engineering._github_map_deployment(src.id, src.config, task.payload->'deployment', body);
-        RETURN 1;
+        RETURN CASE WHEN dep_id IS NULL THEN 0 ELSE 1 END;
     WHEN 'pull_commits' THEN
         n := engineering._github_map_pull_commits(src.id, (task.payload->>'number')::integer, body);
         next_url := engineering._link_next(headers->>'link');

@@ -131,7 +131,9 @@ def fault_response(fault, req):
         filler = "x" * max(size - 20, 0)
         return Response(200, '{"padding": "%s"}' % filler)
     if kind == "echo_headers":
-        return json_response(500, {"message": "internal error", "request_headers": req.headers})
+        # credentials first, as careless servers do in their error pages
+        return json_response(500, {"authorization": req.headers.get("authorization"),
+                                   "message": "internal error", "request_headers": req.headers})
     if kind == "redirect":
         return Response(fault.get("status", 302), b"", [("Location", fault["location"])])
     return None
