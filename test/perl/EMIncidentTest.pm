@@ -13,7 +13,15 @@ use POSIX qw(strftime);
 
 use EMSyncTest qw(iso_epoch db_rows);
 
-our @EXPORT_OK = qw(pagerduty_expect opsgenie_expect incident_rows ts iso_z);
+our @EXPORT_OK = qw(pagerduty_expect opsgenie_expect incident_rows ts iso_z vendor_epoch);
+
+# a vendor time (ISO 8601, or a JSON number of epoch milliseconds) -> epoch seconds
+sub vendor_epoch
+{
+	my ($v) = @_;
+	return undef unless defined $v;
+	return $v =~ /^-?\d+(\.\d+)?$/ ? $v / 1000 : iso_epoch($v);
+}
 
 # epoch seconds -> "%.3f" (how both sides are compared)
 sub ts
@@ -44,11 +52,11 @@ sub pagerduty_expect
 	my %e;
 	for my $i (@{ $world->{incidents} })
 	{
-		my $created = iso_epoch($i->{created_at});
+		my $created = vendor_epoch($i->{created_at});
 		next if $created < ($opt{since} // 0);
 		next if %wanted && !$wanted{ $i->{service}{id} };
 		my $st = $status{ $i->{status} // '' } // 'open';
-		my @acks = sort { $a <=> $b } map { iso_epoch($_->{created_at}) }
+		my @acks = sort { $a <=> $b } map { vendor_epoch($_->{created_at}) }
 		  grep { $_->{type} eq 'acknowledge_log_entry' } @{ $i->{log_entries} // [] };
 		my $ack;
 		if ($logs && ($i->{status} eq 'acknowledged' || $i->{status} eq 'resolved'))
@@ -64,7 +72,7 @@ sub pagerduty_expect
 		if ($st eq 'resolved')
 		{
 			my $r = $i->{resolved_at} // $i->{last_status_change_at} // $i->{updated_at} // $i->{created_at};
-			$resolved = max(iso_epoch($r), $created);
+			$resolved = max(vendor_epoch($r), $created);
 		}
 		my $service = $map->{ $i->{service}{id} } // $map->{ $i->{service}{summary} } // $i->{service}{summary};
 		$e{ $i->{id} } = [ $service, $i->{urgency} // 'high', $st, ts($created),
@@ -82,12 +90,12 @@ sub opsgenie_expect
 	my %e;
 	for my $i (@{ $world->{incidents} })
 	{
-		next if iso_epoch($i->{createdAt}) < ($opt{since} // 0);
+		next if vendor_epoch($i->{createdAt}) < ($opt{since} // 0);
 		next if $opt{match} && !$opt{match}->($i);
-		my $opened = iso_epoch($i->{impactStartDate} // $i->{createdAt});
+		my $opened = vendor_epoch($i->{impactStartDate} // $i->{createdAt});
 		my $st = ($i->{status} // '') =~ /^(resolved|closed)$/ ? 'resolved' : 'open';
 		my $resolved = $st eq 'resolved'
-		  ? max(iso_epoch($i->{impactEndDate} // $i->{updatedAt} // $i->{createdAt}), $opened) : undef;
+		  ? max(vendor_epoch($i->{impactEndDate} // $i->{updatedAt} // $i->{createdAt}), $opened) : undef;
 		my @svc = @{ $i->{impactedServices} // [] };
 		my ($mapped) = grep { exists $map->{$_} } @svc;
 		my $service = defined $mapped ? $map->{$mapped} : $svc[0] // 'unknown';
