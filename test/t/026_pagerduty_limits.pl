@@ -142,6 +142,15 @@ for my $case (
 	is_deeply(incident_rows($node, $name, 1), $e, "$label: and stores everything");
 }
 
+# a 502 that one quick retry gets past is no failure at all
+add('retried');
+$mock->fault(match => $second_page, kind => 'status', status => 502, count => 1);
+($st, $err) = @{ db_rows($node,
+	"SET engineering_metrics.http_retries = 1; SELECT status, http_requests - pages FROM engineering.sync('retried')")->[0] };
+is("$st|$err", 'ok|1', 'a 502 is retried once (one request more than pages) and the sync succeeds');
+is_deeply(incident_rows($node, 'retried', 1), $e, 'with everything stored');
+$mock->clear_faults;
+
 # a malformed answer to an incident fetched again: its row keeps its last state
 my ($open) = grep { $_->{status} eq 'triggered' } @{ $mock->world('pagerduty')->{incidents} };
 $mock->mutate('pagerduty', op => 'resolve', id => $open->{id}, at => '2025-06-20T00:00:00Z');
