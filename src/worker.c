@@ -293,14 +293,17 @@ launcher_detach(int code pg_attribute_unused(), Datum arg pg_attribute_unused())
 	}
 }
 
-static void
+/* true if the configuration was reloaded (the database or naptime may differ) */
+static bool
 launcher_reload_config(void)
 {
 	if (ConfigReloadPending)
 	{
 		ConfigReloadPending = false;
 		ProcessConfigFile(PGC_SIGHUP);
+		return true;
 	}
+	return false;
 }
 
 /*
@@ -471,7 +474,9 @@ em_launcher_main(Datum arg pg_attribute_unused())
 		long		wait_ms;
 
 		CHECK_FOR_INTERRUPTS();
-		launcher_reload_config();
+		/* another database or naptime: look again now rather than at the old time */
+		if (launcher_reload_config())
+			next_launch = 0;
 
 		now = GetCurrentTimestamp();
 		woken = pg_atomic_exchange_u32(&em_shared->wake, 0) != 0;
