@@ -52,6 +52,8 @@ static const EmConnector *const connectors[] = {
 	&em_connector_github,
 	&em_connector_gitlab,
 	&em_connector_jenkins,
+	&em_connector_pagerduty,
+	&em_connector_opsgenie,
 	NULL
 };
 
@@ -452,11 +454,15 @@ classify(SyncRun *r, Task *t, EmHttpResponse *resp)
 	if (resp->status == 429 ||
 		(resp->status >= 400 && r->conn->is_rate_limited != NULL && r->conn->is_rate_limited(resp)))
 	{
-		int64		delay = emh_backoff_seconds(true,
-												em_http_header(resp, "retry-after"),
-												em_http_header(resp, "x-ratelimit-reset"),
-												em_http_header(resp, "ratelimit-reset"),
-												(int64) time(NULL), r->failures + 1);
+		const char *wait = em_http_header(resp, "ratelimit-reset");
+		int64		delay;
+
+		if (wait == NULL && r->conn->rate_limit_wait_header != NULL)
+			wait = em_http_header(resp, r->conn->rate_limit_wait_header);
+		delay = emh_backoff_seconds(true,
+									em_http_header(resp, "retry-after"),
+									em_http_header(resp, "x-ratelimit-reset"),
+									wait, (int64) time(NULL), r->failures + 1);
 
 		fail(r, RUN_RATE_LIMITED,
 			 psprintf("rate limited: HTTP %ld (GET %s); retrying in %lld s",

@@ -53,12 +53,22 @@ typedef struct EmConnector
 	 * the ingest function.  NULL-terminated, or NULL for none.
 	 */
 	const char *const *skip_keys;
+
+	/*
+	 * Lower-case name of a vendor header giving the seconds to wait after a
+	 * rate limit, read in place of a missing ratelimit-reset (Opsgenie
+	 * sends only x-ratelimit-period-in-sec, the period of the bucket it
+	 * throttled).  May be NULL.
+	 */
+	const char *rate_limit_wait_header;
 } EmConnector;
 
 /* connectors (one line per connector file) */
 extern const EmConnector em_connector_github;
 extern const EmConnector em_connector_gitlab;
 extern const EmConnector em_connector_jenkins;
+extern const EmConnector em_connector_pagerduty;
+extern const EmConnector em_connector_opsgenie;
 
 extern const EmConnector *em_find_connector(const char *kind);
 
