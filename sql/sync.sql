@@ -112,10 +112,16 @@ REVOKE EXECUTE ON FUNCTION engineering.add_source(text, text, text, jsonb, text,
 --
 -- alter_source
 --
-UPDATE engineering.sources SET next_sync_at = '2999-01-01', consecutive_failures = 3 WHERE name = 'gh';
+UPDATE engineering.sources SET next_sync_at = '2999-01-01', consecutive_failures = 3,
+       cursor = '{"runs_created": "2024-05-01T00:00:00Z"}' WHERE name = 'gh';
+-- only the poll interval changes: the watermarks stay
+SELECT engineering.alter_source('gh', poll_interval => '7 minutes');
+SELECT cursor FROM engineering.sources WHERE name = 'gh';
+-- a new config forgets them, so the next sync backfills with the new settings
 SELECT engineering.alter_source('gh', config => '{"repository": "acme/shop", "service": "shop"}',
                                 poll_interval => '10 minutes', enabled => false);
-SELECT name, base_url, config, poll_interval, enabled, next_sync_at <= now() AS due_now, consecutive_failures
+SELECT name, base_url, config, poll_interval, enabled, next_sync_at <= now() AS due_now, consecutive_failures,
+       cursor
 FROM engineering.sources WHERE name = 'gh';
 SELECT engineering.alter_source('gh', base_url => 'gopher://x');
 SELECT engineering.alter_source('gh', config => '{"repository": "only-owner"}');

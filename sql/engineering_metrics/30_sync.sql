@@ -441,20 +441,23 @@ BEGIN
         next_sync_at = least(src.next_sync_at, now()),
         consecutive_failures = 0
     WHERE src.id = s.id;
-    -- Queued requests were planned from the old URL or config (another
-    -- project, a job that does not exist): drop them, once a sync of the
-    -- source has finished, so that the next run plans from the new one.
+    -- Queued requests and watermarks were made from the old URL or config
+    -- (another project, a job that does not exist, an older service_map):
+    -- once a sync of the source has finished, drop both, so that the next
+    -- run plans from the new config and backfills from "since" again.  The
+    -- upserts are idempotent, so re-reading history only re-maps it.
     IF (alter_source.base_url IS NOT NULL OR alter_source.config IS NOT NULL)
        AND (SELECT (src.base_url, src.config) IS DISTINCT FROM (s.base_url, s.config)
             FROM engineering.sources src WHERE src.id = s.id) THEN
         PERFORM pg_advisory_xact_lock(1162695513, s.id);
         DELETE FROM engineering.sync_tasks t WHERE t.source_id = s.id;
+        UPDATE engineering.sources src SET cursor = '{}' WHERE src.id = s.id;
     END IF;
 END;
 $$;
 REVOKE EXECUTE ON FUNCTION engineering.alter_source(text, text, jsonb, interval, boolean) FROM PUBLIC;
 COMMENT ON FUNCTION engineering.alter_source(text, text, jsonb, interval, boolean) IS
-    'changes a source''s base_url, config, poll_interval or enabled (NULL keeps the value), validated like add_source(), and makes it due now; a new base_url or config drops the requests queued from the old one';
+    'changes a source''s base_url, config, poll_interval or enabled (NULL keeps the value), validated like add_source(), and makes it due now; a new base_url or config drops the queued requests and the watermarks, so the next sync backfills from since with the new settings';
 
 CREATE FUNCTION engineering.remove_source(name text, purge boolean DEFAULT false)
 RETURNS void
