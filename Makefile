@@ -64,9 +64,9 @@ demo-stop:
 # the regression suite with the server under Valgrind, and the load script.
 #   make fuzz [FUZZ_SECONDS=60]
 #   make valgrind-check [EM_REGRESS="roles fuzz"]
-#   make load [LOAD_SECONDS=60]
+#   make load [LOAD_SECONDS=300]
 FUZZ_SECONDS ?= 60
-LOAD_SECONDS ?= 60
+LOAD_SECONDS ?= 300
 .PHONY: fuzz valgrind-check load
 
 fuzz:
