@@ -125,6 +125,15 @@ for my $kind (sort keys %config)
 	unlike($row, qr/\Q$token{$kind}\E/, "$kind: without the token");
 }
 
+# an error page whose excerpt (the first 200 characters) ends in the middle
+# of the token: the piece that is left must not show either
+my $cut = 8;
+$mock->fault(match => { vendor => 'github' }, kind => 'status', status => 500, count => 1,
+	body => ('A' x (200 - $cut)) . $token{github} . ' and more');
+my $row = sql("SELECT status || ' ' || error FROM engineering.sync('github')");
+like($row, qr/^error HTTP 500 .*AAAA/, 'an error page cut in the middle of the token is an error row');
+unlike($row, qr/\Q${\ substr($token{github}, 0, 5)}\E/, 'without the piece of the token before the cut');
+
 # pg_stat_activity while a session waits for a slow page; and a second
 # session trying the same source is told so, without a token
 $mock->fault(match => { vendor => 'jenkins' }, kind => 'slow', delay => 3, count => 1);
@@ -213,10 +222,13 @@ for my $case (
 	my $name = 'redirect' . ++$n;
 	$mock->clear_faults;
 	$mock->fault(match => { vendor => 'github' }, kind => 'redirect', status => 302, location => $location);
+	# (in one transaction: the worker must not take the source first)
 	$node->safe_psql('postgres',
-		"SELECT engineering.add_source('$name', 'github', '$gh', '{\"repository\": \"acme/shop\"}',
+		"BEGIN;
+		 SELECT engineering.add_source('$name', 'github', '$gh', '{\"repository\": \"acme/shop\"}',
 		   token => '$token{github}', poll_interval => '1 hour');
-		 SELECT engineering.alter_source('$name', enabled => false)");
+		 SELECT engineering.alter_source('$name', enabled => false);
+		 COMMIT;");
 	like($node->safe_psql('postgres', "SELECT status || ' ' || error FROM engineering.sync('$name')"),
 		qr/^error redirect refused: redirect to a different scheme, host or port refused/,
 		"a redirect to $label is refused");
@@ -227,10 +239,12 @@ is(scalar @{ $elsewhere->requests }, 0, 'the other origin never received a reque
 $mock->clear_faults;
 $mock->clear_requests;
 $node->safe_psql('postgres',
-	"SELECT engineering.add_source('filetask', 'github', '$gh', '{\"repository\": \"acme/shop\"}', poll_interval => '1 hour');
+	"BEGIN;
+	 SELECT engineering.add_source('filetask', 'github', '$gh', '{\"repository\": \"acme/shop\"}', poll_interval => '1 hour');
 	 SELECT engineering.alter_source('filetask', enabled => false);
 	 INSERT INTO engineering.sync_tasks (source_id, stream, url)
-	 SELECT id, 'runs', 'file:///etc/passwd' FROM engineering.sources WHERE name = 'filetask'");
+	 SELECT id, 'runs', 'file:///etc/passwd' FROM engineering.sources WHERE name = 'filetask';
+	 COMMIT;");
 like($node->safe_psql('postgres', "SELECT error FROM engineering.sync('filetask')"),
 	qr/points outside the source's scheme, host and port; refused/, 'a task with a file:// URL is refused');
 is(scalar @{ $mock->requests }, 0, 'before any request');
