@@ -9,6 +9,8 @@
  * response could carry them, and every parser gets them.  Properties
  * checked besides memory safety: a next link is a non-empty piece of the
  * header without blanks or control characters that fits the buffer; a
+ * fourth line, when it is an integer, is the clock (any instant, even
+ * absurd ones: the SQL helper _backoff_seconds takes one from its caller);
  * parsed integer prints back to itself; the backoff is always between one
  * second and one day; same-origin is symmetric.
  *
@@ -60,7 +62,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	int			nfields = 0;
 	char	   *p;
 	int64_t		v,
-				v2;
+				v2,
+				now = FUZZ_NOW;
 	char		printed[32];
 
 	if (buf == NULL)
@@ -90,15 +93,19 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		if (!emh_parse_int64(printed, &v2) || v2 != v)
 			fail("a parsed integer does not print back to itself");
 	}
+	/* a fourth line that is an integer is the clock: any value at all */
+	if (nfields == NFIELDS)
+		(void) emh_parse_int64(field[3], &now);
+
 	(void) emh_parse_http_date(field[0], &v);
-	(void) emh_retry_after_seconds(field[0], FUZZ_NOW, &v);
-	(void) emh_reset_seconds(field[0], FUZZ_NOW, &v);
+	(void) emh_retry_after_seconds(field[0], now, &v);
+	(void) emh_reset_seconds(field[0], now, &v);
 
 	for (int rate_limited = 0; rate_limited <= 1; rate_limited++)
 	{
 		int			failures = (int) (size % 80) - 5;
 		int64_t		d = emh_backoff_seconds(rate_limited, field[0], field[1],
-											field[2], FUZZ_NOW, failures);
+											field[2], now, failures);
 
 		if (d < 1 || d > EMH_MAX_DELAY_SECONDS)
 			fail("backoff outside [1 s, 1 day]");
