@@ -113,8 +113,11 @@ ok(wait_for(sub {
 	'the sync worker has left');
 is(sql("SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'engineering_metrics launcher'"), '1',
 	'the launcher keeps running');
-unlike(slurp_file($node->logfile, $offset), qr/PANIC|terminated by signal|server process .* exited/,
-	'nothing crashed');
+my $after_drop = slurp_file($node->logfile, $offset);
+unlike($after_drop, qr/PANIC|terminated by signal|server process .* exited/, 'nothing crashed');
+like($after_drop, qr/WARNING:  engineering_metrics: sync of source \d+ failed: .*does not exist/,
+	'the worker logged why the sync it was running stopped');
+unlike($after_drop, qr/ERROR:|exited with exit code/, 'and left without an error of its own');
 $mock->clear_faults;
 sql('CREATE EXTENSION engineering_metrics');
 sql("SELECT engineering.add_source('recreated', 'github', '$url', '$config')");
