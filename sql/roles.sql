@@ -93,6 +93,13 @@ SELECT p.oid::regprocedure AS definer_without_search_path
 FROM ext_objects o JOIN pg_proc p ON p.oid = o.objid
 WHERE o.classid = 'pg_proc'::regclass AND p.prosecdef
   AND NOT EXISTS (SELECT 1 FROM unnest(p.proconfig) c WHERE c LIKE 'search_path=%');
+-- Every search_path the extension sets ends with pg_temp: left out, the
+-- caller's temporary schema is searched FIRST for tables and types, so a
+-- caller's temporary type could take the place of "text" inside a function
+-- running as the owner (see the attempt below).
+SELECT p.oid::regprocedure AS search_path_without_pg_temp_last
+FROM ext_objects o JOIN pg_proc p ON p.oid = o.objid, unnest(p.proconfig) c
+WHERE o.classid = 'pg_proc'::regclass AND c LIKE 'search_path=%' AND c NOT LIKE '%, pg_temp';
 
 -- Every other function runs with the caller's rights and stays executable
 -- by PUBLIC (reachable only through the schema, which PUBLIC cannot use).
@@ -136,6 +143,7 @@ FROM pg_namespace WHERE nspname = 'engineering';
 SET client_min_messages = warning;
 DROP ROLE IF EXISTS regress_em_reader, regress_em_writer, regress_em_admin, regress_em_nobody;
 RESET client_min_messages;
+SELECT current_user AS regress_user \gset
 CREATE ROLE regress_em_reader LOGIN IN ROLE engineering_reader;
 CREATE ROLE regress_em_writer LOGIN IN ROLE engineering_writer;
 CREATE ROLE regress_em_admin LOGIN IN ROLE engineering_admin;
@@ -251,6 +259,27 @@ FROM (SELECT s::text AS t FROM engineering.sources s
       UNION ALL SELECT r::text FROM engineering.sync_runs r
       UNION ALL SELECT st::text FROM engineering.source_status st) x
 WHERE t LIKE '%ghp_Regress%' OR t LIKE '%glpat-Regress%';
+
+-- An admin's own temporary objects cannot run as the owner: a temporary
+-- domain named "text" whose check calls the admin's function would be
+-- picked by functions running as the owner if their search_path left
+-- pg_temp out (it is then searched first for types), and the function would
+-- run as a superuser.  A fresh session, so that no function is compiled yet.
+\c - regress_em_admin
+SET engineering_metrics.http_retries = 0;
+CREATE TABLE pg_temp.seen (who name);
+CREATE FUNCTION pg_temp.escalate(v pg_catalog.text) RETURNS boolean LANGUAGE sql
+AS $$ INSERT INTO pg_temp.seen SELECT current_user RETURNING true $$;
+CREATE DOMAIN pg_temp.text AS pg_catalog.text CHECK (pg_temp.escalate(VALUE));
+CREATE DOMAIN pg_temp.jsonb AS pg_catalog.jsonb CHECK (pg_temp.escalate(VALUE::pg_catalog.text));
+CREATE DOMAIN pg_temp.regprocedure AS pg_catalog.regprocedure CHECK (pg_temp.escalate(VALUE::pg_catalog.text));
+SELECT engineering.set_source_token('fixture', 'ghp_RegressRolesRotated43') IS NOT NULL AS token_set;
+SELECT engineering.add_source('trap', 'gitlab', 'http://127.0.0.1:1/', '{"project": "a/b"}') > 0 AS source_added;
+SELECT engineering.alter_source('trap', config => '{"project": "a/c"}') IS NOT NULL AS source_altered;
+SELECT status FROM engineering.sync('trap');
+SELECT engineering.remove_source('trap') IS NOT NULL AS source_removed;
+SELECT count(*) AS ran_as_owner FROM pg_temp.seen;
+\c - :regress_user
 
 ------------------------------------------------------------------------------
 -- The roles outlive the extension (DROP EXTENSION cannot drop cluster-wide

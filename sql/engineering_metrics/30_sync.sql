@@ -200,7 +200,7 @@ COMMENT ON FUNCTION engineering._enqueue(integer, text, text, jsonb) IS
 CREATE FUNCTION engineering._normalize_base_url(kind text, base_url text)
 RETURNS text
 LANGUAGE plpgsql STABLE PARALLEL SAFE
-SET search_path = pg_catalog, engineering
+SET search_path = pg_catalog, engineering, pg_temp
 AS $$
 DECLARE
     url text := btrim(coalesce(base_url, ''));
@@ -227,7 +227,7 @@ COMMENT ON FUNCTION engineering._normalize_base_url(text, text) IS
 CREATE FUNCTION engineering._validate_source_config(kind text, config jsonb)
 RETURNS void
 LANGUAGE plpgsql STABLE PARALLEL SAFE
-SET search_path = pg_catalog, engineering
+SET search_path = pg_catalog, engineering, pg_temp
 AS $$
 DECLARE
     validator regprocedure;
@@ -279,7 +279,7 @@ COMMENT ON FUNCTION engineering._validate_source_config(text, jsonb) IS
 CREATE FUNCTION engineering._validate_source(kind text, base_url text, config jsonb)
 RETURNS text
 LANGUAGE plpgsql STABLE PARALLEL SAFE
-SET search_path = pg_catalog, engineering
+SET search_path = pg_catalog, engineering, pg_temp
 AS $$
 BEGIN
     IF kind IS NULL OR kind NOT IN ('github', 'gitlab', 'jenkins', 'pagerduty', 'opsgenie', 'prometheus') THEN
@@ -298,7 +298,7 @@ COMMENT ON FUNCTION engineering._validate_source(text, text, jsonb) IS
 CREATE FUNCTION engineering._sources_guard()
 RETURNS trigger
 LANGUAGE plpgsql PARALLEL SAFE
-SET search_path = pg_catalog, engineering
+SET search_path = pg_catalog, engineering, pg_temp
 AS $$
 BEGIN
     -- Reading a server file or variable and sending it to a URL of one's
@@ -341,7 +341,7 @@ CREATE TRIGGER sources_wake
 CREATE FUNCTION engineering._store_token(source_id integer, token text)
 RETURNS void
 LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE SECURITY DEFINER
-SET search_path = pg_catalog, engineering
+SET search_path = pg_catalog, engineering, pg_temp
 AS $$
 DECLARE
     clean text := btrim(token, E' \t\r\n');
@@ -371,7 +371,7 @@ CREATE FUNCTION engineering.add_source(name text, kind text, base_url text, conf
                                        poll_interval interval DEFAULT '5 minutes')
 RETURNS integer
 LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE SECURITY DEFINER
-SET search_path = pg_catalog, engineering
+SET search_path = pg_catalog, engineering, pg_temp
 AS $$
 DECLARE
     new_id integer;
@@ -402,7 +402,7 @@ COMMENT ON FUNCTION engineering.add_source(text, text, text, jsonb, text, interv
 CREATE FUNCTION engineering.set_source_token(name text, token text)
 RETURNS void
 LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE SECURITY DEFINER
-SET search_path = pg_catalog, engineering
+SET search_path = pg_catalog, engineering, pg_temp
 AS $$
 DECLARE
     sid integer;
@@ -422,7 +422,7 @@ CREATE FUNCTION engineering.alter_source(name text, base_url text DEFAULT NULL, 
                                          poll_interval interval DEFAULT NULL, enabled boolean DEFAULT NULL)
 RETURNS void
 LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE SECURITY DEFINER
-SET search_path = pg_catalog, engineering
+SET search_path = pg_catalog, engineering, pg_temp
 AS $$
 DECLARE
     s engineering.sources;
@@ -462,7 +462,7 @@ COMMENT ON FUNCTION engineering.alter_source(text, text, jsonb, interval, boolea
 CREATE FUNCTION engineering.remove_source(name text, purge boolean DEFAULT false)
 RETURNS void
 LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE SECURITY DEFINER
-SET search_path = pg_catalog, engineering
+SET search_path = pg_catalog, engineering, pg_temp
 AS $$
 DECLARE
     sid integer;
@@ -523,7 +523,7 @@ COMMENT ON FUNCTION engineering._sync_source(integer) IS
 CREATE FUNCTION engineering.sync(source_name text)
 RETURNS engineering.sync_runs
 LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE SECURITY DEFINER
-SET search_path = pg_catalog, engineering
+SET search_path = pg_catalog, engineering, pg_temp
 AS $$
 DECLARE
     sid integer;
