@@ -248,9 +248,20 @@ SELECT pg_temp.error_of($$SELECT engineering._sync_source(1)$$) AS sync_internal
 SELECT pg_temp.error_of($$SELECT engineering._store_token(1, 'x')$$) AS store_token;
 SELECT pg_temp.error_of($$SELECT engineering._evaluate_slo_alerts()$$) AS evaluate_alerts;
 SELECT pg_temp.error_of($$SELECT engineering.remove_source('admins')$$) AS remove_source;
+-- an admin cannot read a stored token by moving its source to a server of
+-- theirs: another scheme, host or port forgets the token (a new path on
+-- the same origin keeps it)
+SELECT engineering.add_source('moving', 'gitlab', 'http://127.0.0.1:1', '{"project": "acme/api"}',
+                              token => 'glpat-RegressMovingToken8') > 0 AS moving_added;
+SELECT engineering.alter_source('moving', base_url => 'http://127.0.0.1:1/gitlab');
+RESET SESSION AUTHORIZATION;
+SELECT count(*) AS token_kept_on_same_origin FROM engineering.source_secrets sec
+JOIN engineering.sources s ON s.id = sec.source_id WHERE s.name = 'moving';
+SET SESSION AUTHORIZATION regress_em_admin;
+SELECT engineering.alter_source('moving', base_url => 'http://127.0.0.2:1/gitlab');
 RESET SESSION AUTHORIZATION;
 -- what the admin did, as the owner sees it: the rotated token is stored,
--- the second source's token went with it
+-- the second source's token went with it, the moved source's was forgotten
 SELECT s.name, sec.token FROM engineering.source_secrets sec JOIN engineering.sources s ON s.id = sec.source_id;
 SELECT name, poll_interval FROM engineering.sources ORDER BY name COLLATE "C";
 -- no token anywhere a reader can look
@@ -259,6 +270,7 @@ FROM (SELECT s::text AS t FROM engineering.sources s
       UNION ALL SELECT r::text FROM engineering.sync_runs r
       UNION ALL SELECT st::text FROM engineering.source_status st) x
 WHERE t LIKE '%ghp_Regress%' OR t LIKE '%glpat-Regress%';
+SELECT engineering.remove_source('moving');
 
 -- An admin's own temporary objects cannot run as the owner: a temporary
 -- domain named "text" whose check calls the admin's function would be

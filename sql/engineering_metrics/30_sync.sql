@@ -441,6 +441,18 @@ BEGIN
         next_sync_at = least(src.next_sync_at, now()),
         consecutive_failures = 0
     WHERE src.id = s.id;
+    -- A stored token goes only to the origin it was given for: moving the
+    -- source to another scheme, host or port forgets it, or whoever may
+    -- alter a source could have the token sent to a server of theirs.
+    IF alter_source.base_url IS NOT NULL
+       AND (SELECT lower(substring(src.base_url FROM '^[^:]+://[^/]+'))
+            FROM engineering.sources src WHERE src.id = s.id)
+           IS DISTINCT FROM lower(substring(s.base_url FROM '^[^:]+://[^/]+'))
+       AND EXISTS (SELECT 1 FROM engineering.source_secrets sec WHERE sec.source_id = s.id) THEN
+        DELETE FROM engineering.source_secrets sec WHERE sec.source_id = s.id;
+        RAISE NOTICE 'source "%" moved to another host: its stored token was removed', s.name
+            USING HINT = 'Set it again with engineering.set_source_token().';
+    END IF;
     -- Queued requests and watermarks were made from the old URL or config
     -- (another project, a job that does not exist, an older service_map):
     -- once a sync of the source has finished, drop both, so that the next
@@ -457,7 +469,7 @@ END;
 $$;
 REVOKE EXECUTE ON FUNCTION engineering.alter_source(text, text, jsonb, interval, boolean) FROM PUBLIC;
 COMMENT ON FUNCTION engineering.alter_source(text, text, jsonb, interval, boolean) IS
-    'changes a source''s base_url, config, poll_interval or enabled (NULL keeps the value), validated like add_source(), and makes it due now; a new base_url or config drops the queued requests and the watermarks, so the next sync backfills from since with the new settings';
+    'changes a source''s base_url, config, poll_interval or enabled (NULL keeps the value), validated like add_source(), and makes it due now; a new base_url or config drops the queued requests and the watermarks, so the next sync backfills from since with the new settings; a base_url on another scheme, host or port removes the stored token';
 
 CREATE FUNCTION engineering.remove_source(name text, purge boolean DEFAULT false)
 RETURNS void
