@@ -63,8 +63,8 @@ redact_marker(StringInfo s, const char *marker)
  * Every message stored in sync_runs or sources.last_error, or logged, goes
  * through here: the source's token is masked wherever it appears (a piece
  * of it where the message was cut), whatever follows an authentication
- * keyword is masked too, control
- * characters become blanks and the length is bounded.
+ * keyword is masked too, control characters become blanks and the length
+ * is bounded.
  */
 char *
 em_redact(const char *msg, const char *token)
