@@ -104,6 +104,32 @@ GRANT INSERT, UPDATE, DELETE ON engineering.slos, engineering.slo_alert_rules TO
 GRANT SELECT ON engineering.sync_tasks TO engineering_admin;
 
 ------------------------------------------------------------------------------
+-- The DORA part (50-59), when this build has it: its settings and views
+-- are read like the rest, its settings are changed by admins.
+------------------------------------------------------------------------------
+
+DO $dora$
+DECLARE
+    d record;
+BEGIN
+    FOR d IN
+        SELECT * FROM (VALUES
+            ('engineering.dora_settings', 'SELECT', 'engineering_reader'),
+            ('engineering.dora_benchmarks', 'SELECT', 'engineering_reader'),
+            ('engineering.change_lead_times', 'SELECT', 'engineering_reader'),
+            ('engineering.deployment_outcomes', 'SELECT', 'engineering_reader'),
+            ('engineering.pull_request_cycle_times', 'SELECT', 'engineering_reader'),
+            ('engineering.dora_settings', 'INSERT, UPDATE, DELETE', 'engineering_admin'),
+            ('engineering.dora_benchmarks', 'INSERT, UPDATE, DELETE', 'engineering_admin')
+        ) AS v(object, privileges, role)
+        WHERE pg_catalog.to_regclass(v.object) IS NOT NULL
+    LOOP
+        EXECUTE format('GRANT %s ON %s TO %I', d.privileges, d.object, d.role);
+    END LOOP;
+END
+$dora$;
+
+------------------------------------------------------------------------------
 -- Left to the extension's owner (the background worker runs as a
 -- superuser): engineering.source_secrets (REVOKEd from PUBLIC in the sync
 -- part), _store_token and _sync_source (idem), and the alert evaluation,
