@@ -376,7 +376,7 @@ BEGIN
     -- by default, the SLO's current period: what slo_status() reads
     since := CASE WHEN coalesce(src.config->>'since', '') = '' THEN now() - the_slo.period
                   ELSE engineering._since(src.config) END;
-    -- the first step is the first one that starts at or after since
+    -- the first step ends at the first instant of the grid after since
     first_s := floor(extract(epoch FROM since) / step_seconds)::bigint * step_seconds + step_seconds;
     -- the last is the last one that has ended
     until_s := floor(extract(epoch FROM now()) / step_seconds)::bigint * step_seconds;
