@@ -290,7 +290,7 @@ BEGIN
         FROM raw r
     ),
     steps AS MATERIALIZED (
-        SELECT j.t, j.problem,
+        SELECT j.t, to_timestamp(j.t) AS at, j.problem,
                CASE WHEN j.problem IS NULL THEN least(j.good_r, j.total_r)::bigint END AS good,
                CASE WHEN j.problem IS NULL THEN j.total_r::bigint END AS total,
                j.problem IS NULL AND j.good_r > j.total_r AS clamped
@@ -299,7 +299,7 @@ BEGIN
     ),
     up AS (
         INSERT INTO engineering.slo_measurements AS m (slo_id, measured_at, good, total, source_id)
-        SELECT _prometheus_map.slo_id, to_timestamp(p.t), p.good, p.total, src_id
+        SELECT _prometheus_map.slo_id, p.at, p.good, p.total, src_id
         FROM steps p
         WHERE p.problem IS NULL
         ON CONFLICT ON CONSTRAINT slo_measurements_pkey DO UPDATE
@@ -312,7 +312,8 @@ BEGIN
         DELETE FROM engineering.slo_measurements m
         WHERE m.slo_id = _prometheus_map.slo_id AND m.source_id = src_id
           AND m.measured_at > to_timestamp(from_s - step_seconds) AND m.measured_at <= to_timestamp(to_s)
-          AND NOT EXISTS (SELECT 1 FROM steps p WHERE p.problem IS NULL AND to_timestamp(p.t) = m.measured_at)
+          -- (a hashed subplan: one probe per stored row)
+          AND m.measured_at NOT IN (SELECT p.at FROM steps p WHERE p.problem IS NULL)
         RETURNING 1
     )
     SELECT jsonb_build_object(
