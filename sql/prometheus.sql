@@ -295,5 +295,8 @@ SELECT engineering.remove_source('prom', purge => true);
 SELECT count(*) AS measurements FROM engineering.slo_measurements;
 SELECT engineering.add_source('prom', 'prometheus', 'http://127.0.0.1:9/prometheus',
     '{"slo": "checkout-availability", "good_query": "a", "total_query": "b", "step": 60}') IS NOT NULL AS added;
+-- a config changed behind add_source()'s back is refused when planning
+UPDATE engineering.sources SET config = config - 'step' WHERE name = 'prom';
+SELECT engineering._prometheus_plan(s) FROM engineering.sources s WHERE s.name = 'prom';
 DELETE FROM engineering.slos;
 SELECT engineering._prometheus_plan(s) FROM engineering.sources s WHERE s.name = 'prom';

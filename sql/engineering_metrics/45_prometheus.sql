@@ -373,6 +373,9 @@ DECLARE
     synced_s bigint;
     from_s bigint;
 BEGIN
+    -- sources written without add_source(), and SLOs renamed or removed
+    -- since, fail here with the message add_source() would have given
+    PERFORM engineering._prometheus_validate(src.config);
     SELECT * INTO the_slo FROM engineering.slos s WHERE s.id = engineering._slo_id(src.config->>'slo');
     -- by default, the SLO's current period: what slo_status() reads
     since := CASE WHEN coalesce(src.config->>'since', '') = '' THEN now() - the_slo.period
