@@ -57,8 +57,9 @@ is($new->safe_psql('one', q{
 	       has_table_privilege('engineering_writer', 'engineering.deployments', 'INSERT'),
 	       has_table_privilege('engineering_writer', 'engineering.deployments', 'DELETE'),
 	       has_function_privilege('engineering_admin', 'engineering.sync(text)', 'EXECUTE'),
-	       has_table_privilege('engineering_admin', 'engineering.source_secrets', 'SELECT')}),
-	't|t|t|f|t|f', 'the extension\'s grants and the administrator\'s changes are restored');
+	       has_table_privilege('engineering_admin', 'engineering.source_secrets', 'SELECT'),
+	       has_schema_privilege('engineering_reader', 'engineering', 'USAGE')}),
+	't|t|t|f|t|f|t', 'the extension\'s grants and the administrator\'s changes are restored');
 is($new->safe_psql('one', 'SELECT count(*) FROM engineering.deployments'), '1', 'with the data');
 
 $old->stop;
