@@ -24,9 +24,10 @@ SELECT d.service,
 FROM engineering.deployment_changes dc
 JOIN engineering.deployments d ON d.id = dc.deployment_id
 JOIN engineering.changes c ON c.id = dc.change_id
-CROSS JOIN engineering.dora_settings s
 CROSS JOIN LATERAL (
-    SELECT CASE s.lead_time_start
+    -- (the setting is read by a scalar subquery, evaluated once: a join
+    -- with the unanalyzed one-row table would skew the row estimates)
+    SELECT CASE (SELECT s.lead_time_start FROM engineering.dora_settings s)
                WHEN 'authored_at' THEN coalesce(c.authored_at, c.committed_at)
                WHEN 'pr_first_commit' THEN
                    coalesce((SELECT min(coalesce(pr.first_commit_at, pr.opened_at))
@@ -134,7 +135,6 @@ SELECT pr.id AS pull_request_id,
        CASE WHEN dep.deployed_at >= pr.merged_at
             THEN dep.deployed_at - least(pr.first_commit_at, pr.opened_at) END AS total_time
 FROM engineering.pull_requests pr
-CROSS JOIN engineering.dora_settings s
 LEFT JOIN LATERAL (
     SELECT d.id AS deployment_id, d.finished_at AS deployed_at
     FROM engineering.changes c
@@ -144,7 +144,7 @@ LEFT JOIN LATERAL (
       AND c.service = pr.service
       AND c.commit_sha = pr.merge_commit_sha
       AND d.status = 'success'
-      AND d.environment = s.production_environment
+      AND d.environment = (SELECT s.production_environment FROM engineering.dora_settings s)
     ORDER BY d.finished_at, d.id
     LIMIT 1
 ) dep ON true;
