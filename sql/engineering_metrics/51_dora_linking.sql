@@ -34,6 +34,8 @@
 CREATE FUNCTION engineering.link_changes(service text DEFAULT NULL)
 RETURNS bigint
 LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE
+-- (JIT compiling these one-off plans costs seconds and saves nothing)
+SET jit = off
 AS $$
 DECLARE
     only_service text := service;

@@ -32,6 +32,8 @@ COMMENT ON COLUMN engineering.pipeline_health_report.flaky_rate IS
 CREATE FUNCTION engineering.pipeline_health(from_ts timestamptz, to_ts timestamptz, service text DEFAULT NULL)
 RETURNS SETOF engineering.pipeline_health_report
 LANGUAGE plpgsql STABLE PARALLEL SAFE
+-- (as for dora(): JIT compiling the plan costs more than it saves)
+SET jit = off
 AS $fn$
 BEGIN
     IF from_ts IS NULL OR to_ts IS NULL THEN
