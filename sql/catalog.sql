@@ -31,6 +31,8 @@ WHERE c.relnamespace = 'engineering'::regnamespace
 ORDER BY c.oid::regclass::text COLLATE "C", 2;
 
 -- functions that are not PARALLEL SAFE (each must be on purpose)
+-- sync engine and connectors: each one listed writes tables (sources, tokens,
+-- the task queue, synced rows) or registers a wake-up at commit.
 SELECT p.oid::regprocedure AS function, p.proparallel
 FROM pg_proc p
 WHERE p.pronamespace = 'engineering'::regnamespace

@@ -286,7 +286,8 @@ VALUES ('ticket-3d-6h', 'ticket', '3 days', '6 hours', 0.12, false, true);
 SELECT name, budget_share, enabled, builtin FROM engineering.slo_alert_rules ORDER BY id;
 UPDATE engineering.slo_alert_rules SET enabled = true, budget_share = 0.10 WHERE name = 'ticket-3d-6h';
 -- the tables holding users' data are dumped by pg_dump
-SELECT extconfig::regclass[] FROM pg_extension WHERE extname = 'engineering_metrics';
+SELECT c AS dumped FROM pg_extension, unnest(extconfig::regclass[]) AS c
+WHERE extname = 'engineering_metrics' AND c::text LIKE 'engineering.slo%' ORDER BY c::text COLLATE "C";
 
 --
 -- History for charts: one pass over the measurements, and at every point

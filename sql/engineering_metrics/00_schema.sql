@@ -67,7 +67,10 @@ CREATE TABLE engineering.sources (
     next_sync_at    timestamptz NOT NULL DEFAULT now(),
     last_synced_at  timestamptz,
     last_error      text,
-    created_at      timestamptz NOT NULL DEFAULT now()
+    created_at      timestamptz NOT NULL DEFAULT now(),
+    cursor          jsonb NOT NULL DEFAULT '{}'
+                    CHECK (jsonb_typeof(cursor) = 'object' OR engineering._reject_value('sources.cursor', cursor::text, 'cursor must be a JSON object')),
+    consecutive_failures integer NOT NULL DEFAULT 0
 );
 COMMENT ON TABLE engineering.sources IS
     'CI/CD and incident systems the background worker pulls from; tokens are stored elsewhere and never shown here';
@@ -82,6 +85,8 @@ COMMENT ON COLUMN engineering.sources.next_sync_at IS 'when the worker will next
 COMMENT ON COLUMN engineering.sources.last_synced_at IS 'when the last successful sync finished';
 COMMENT ON COLUMN engineering.sources.last_error IS 'redacted error of the last failed sync, NULL after a success';
 COMMENT ON COLUMN engineering.sources.created_at IS 'when the source was registered';
+COMMENT ON COLUMN engineering.sources.cursor IS 'the connector''s watermarks (JSON object), advanced in the same transaction as the data they cover';
+COMMENT ON COLUMN engineering.sources.consecutive_failures IS 'failed or rate-limited syncs since the last success; drives the exponential backoff';
 
 ------------------------------------------------------------------------------
 -- Event tables.

@@ -1,0 +1,348 @@
+-- GitHub connector: the SQL that maps GitHub's JSON to rows, plans a sync
+-- and ingests pages, exercised with hand-written fixture payloads (no
+-- network).  Shapes follow the REST API (api-contracts.md section 1).
+SET client_min_messages = warning;
+DROP EXTENSION IF EXISTS engineering_metrics CASCADE;
+CREATE EXTENSION engineering_metrics;
+RESET client_min_messages;
+SET timezone = 'UTC';
+SET datestyle = 'ISO, YMD';
+\set VERBOSITY terse
+
+SELECT engineering.add_source('gh', 'github', 'http://127.0.0.1:9/github',
+                              '{"repository": "acme/shop", "since": "2024-01-01"}') AS id;
+SELECT engineering.add_source('gh-deploy', 'github', 'http://127.0.0.1:9/github',
+    '{"repository": "acme/web", "service": "web", "deployment_workflows": "^Deploy|deploy\\.yml$"}') AS id;
+
+--
+-- workflow run status
+--
+SELECT s, c, engineering._github_run_status(s, c)
+FROM (VALUES ('completed', 'success'), ('completed', 'neutral'), ('completed', 'failure'),
+             ('completed', 'timed_out'), ('completed', 'startup_failure'), ('completed', 'action_required'),
+             ('completed', 'cancelled'), ('completed', 'stale'), ('completed', 'skipped'),
+             ('completed', 'brand_new_conclusion'), ('completed', NULL), (NULL, 'success'),
+             ('in_progress', NULL), ('queued', NULL), ('waiting', NULL), ('requested', NULL),
+             ('pending', NULL), ('brand_new_status', NULL), (NULL, NULL)) AS t(s, c);
+
+--
+-- workflow runs -> pipeline_runs (one row per attempt)
+--
+SELECT engineering._github_map_runs(1, '{"repository": "acme/shop"}', 'main', $json$[
+  {"id": 101, "name": "CI", "path": ".github/workflows/ci.yml", "workflow_id": 7, "run_number": 12,
+   "head_branch": "main", "head_sha": "0123456789abcdef0123456789abcdef01234567", "event": "push",
+   "status": "completed", "conclusion": "success", "run_attempt": 1,
+   "created_at": "2024-05-01T10:00:00Z", "run_started_at": "2024-05-01T10:00:30Z",
+   "updated_at": "2024-05-01T10:05:00Z", "html_url": "https://github.com/acme/shop/actions/runs/101",
+   "actor": {"login": "mona"}, "pull_requests": [{"number": 5}, {"number": 6}]},
+  {"id": 102, "name": "CI", "path": ".github/workflows/ci.yml", "head_branch": "feature/x",
+   "head_sha": "ABCDEF0123456789ABCDEF0123456789ABCDEF01", "event": "pull_request",
+   "status": "completed", "conclusion": "failure", "run_attempt": 2,
+   "created_at": "2024-05-01T12:00:00+02:00", "run_started_at": "2024-05-01T12:30:00+02:00",
+   "updated_at": "2024-05-01T12:41:15+02:00"},
+  {"id": 103, "name": "Déploiement 🚀 «prod»", "path": ".github/workflows/deploy.yml",
+   "head_branch": "main", "head_sha": "not-a-sha", "status": "in_progress", "conclusion": null,
+   "created_at": "2024-05-01T11:00:00Z", "run_started_at": "2024-05-01T11:00:05Z",
+   "updated_at": "2024-05-01T11:00:05Z"},
+  {"id": 104, "name": null, "path": ".github/workflows/nightly.yml", "head_sha": null,
+   "status": "completed", "conclusion": "startup_failure", "run_attempt": null,
+   "created_at": "2024-05-01T03:00:00Z", "run_started_at": null, "updated_at": "2024-05-01T03:00:02Z"},
+  {"id": 105, "name": "  ", "path": "", "workflow_id": 9, "status": "waiting", "conclusion": null,
+   "created_at": "2024-05-01T04:00:00Z", "run_started_at": "2024-05-01T04:00:01Z", "updated_at": null},
+  {"id": 106, "name": "Lint", "status": "brand_new_status", "conclusion": null,
+   "created_at": "2024-05-01T05:00:00.250Z", "run_started_at": "2024-05-01T04:59:59Z",
+   "updated_at": "2024-05-01T05:00:09Z"},
+  {"id": 107, "name": "Lint", "status": "completed", "conclusion": "skipped", "run_attempt": "x",
+   "created_at": "2024-05-01T06:00:00Z", "run_started_at": "2024-05-01T06:00:01Z",
+   "updated_at": "2024-05-01T06:00:01Z"},
+  {"id": 101, "name": "CI", "path": ".github/workflows/ci.yml", "status": "completed", "conclusion": "success",
+   "run_attempt": 1, "created_at": "2024-05-01T10:00:00Z", "run_started_at": "2024-05-01T10:00:30Z",
+   "updated_at": "2024-05-01T10:05:00Z"},
+  42, {"name": "no id"}, {"id": "abc"}
+]$json$) AS rows_changed;
+
+SELECT external_id, pipeline, branch, commit_sha, event, status, queued_at, started_at, finished_at,
+       attempt, url, attributes->>'github_conclusion' AS conclusion, attributes->'pull_requests' AS prs
+FROM engineering.pipeline_runs ORDER BY external_id;
+
+-- the same page again changes nothing; a run that completed is updated
+SELECT engineering._github_map_runs(1, '{"repository": "acme/shop"}', 'main', $json$[
+  {"id": 101, "name": "CI", "path": ".github/workflows/ci.yml", "workflow_id": 7, "run_number": 12,
+   "head_branch": "main", "head_sha": "0123456789abcdef0123456789abcdef01234567", "event": "push",
+   "status": "completed", "conclusion": "success", "run_attempt": 1,
+   "created_at": "2024-05-01T10:00:00Z", "run_started_at": "2024-05-01T10:00:30Z",
+   "updated_at": "2024-05-01T10:05:00Z", "html_url": "https://github.com/acme/shop/actions/runs/101",
+   "actor": {"login": "mona"}, "pull_requests": [{"number": 5}, {"number": 6}]}
+]$json$) AS unchanged;
+SELECT engineering._github_map_runs(1, '{"repository": "acme/shop"}', 'main', $json$[
+  {"id": 103, "name": "Déploiement 🚀 «prod»", "path": ".github/workflows/deploy.yml",
+   "head_branch": "main", "head_sha": "not-a-sha", "status": "completed", "conclusion": "success",
+   "created_at": "2024-05-01T11:00:00Z", "run_started_at": "2024-05-01T11:00:05Z",
+   "updated_at": "2024-05-01T11:09:59Z"}
+]$json$) AS completed;
+SELECT external_id, status, finished_at FROM engineering.pipeline_runs WHERE external_id = '103/1';
+-- a service override applies to every row
+SELECT engineering._github_map_runs(1, '{"repository": "acme/shop", "service": "storefront"}', 'main',
+    '[{"id": 108, "name": "CI", "status": "queued", "created_at": "2024-05-02T00:00:00Z"}]') AS rows_changed;
+SELECT external_id, service, status FROM engineering.pipeline_runs WHERE external_id = '108/1';
+-- not an array, or a time that is not one: the page is refused as a whole
+SELECT engineering._github_map_runs(1, '{"repository": "acme/shop"}', 'main', '{"workflow_runs": []}');
+SELECT engineering._github_map_runs(1, '{"repository": "acme/shop"}', 'main',
+    '[{"id": 109, "status": "queued", "created_at": "2024-05-02 00:00:00"}]');
+SELECT count(*) AS runs FROM engineering.pipeline_runs;
+
+--
+-- deployment workflows: successful runs on the default branch are deployments
+--
+SELECT engineering._github_map_runs(2, '{"repository": "acme/web", "service": "web", "deployment_workflows": "^Deploy|deploy\\.yml$"}',
+    'main', $json$[
+  {"id": 201, "name": "Deploy", "path": ".github/workflows/deploy.yml", "head_branch": "main",
+   "head_sha": "aaaaaaa000000000000000000000000000000001", "status": "completed", "conclusion": "success",
+   "created_at": "2024-06-01T10:00:00Z", "run_started_at": "2024-06-01T10:00:10Z", "updated_at": "2024-06-01T10:10:00Z"},
+  {"id": 202, "name": "Release", "path": ".github/workflows/deploy.yml", "head_branch": "main",
+   "head_sha": "aaaaaaa000000000000000000000000000000002", "status": "completed", "conclusion": "success",
+   "created_at": "2024-06-02T10:00:00Z", "run_started_at": "2024-06-02T10:00:10Z", "updated_at": "2024-06-02T10:12:00Z"},
+  {"id": 203, "name": "Deploy", "path": ".github/workflows/deploy.yml", "head_branch": "feature/y",
+   "head_sha": "aaaaaaa000000000000000000000000000000003", "status": "completed", "conclusion": "success",
+   "created_at": "2024-06-03T10:00:00Z", "run_started_at": "2024-06-03T10:00:10Z", "updated_at": "2024-06-03T10:12:00Z"},
+  {"id": 204, "name": "Deploy", "path": ".github/workflows/deploy.yml", "head_branch": "main",
+   "head_sha": "aaaaaaa000000000000000000000000000000004", "status": "completed", "conclusion": "failure",
+   "created_at": "2024-06-04T10:00:00Z", "run_started_at": "2024-06-04T10:00:10Z", "updated_at": "2024-06-04T10:12:00Z"},
+  {"id": 205, "name": "CI", "path": ".github/workflows/ci.yml", "head_branch": "main",
+   "head_sha": "aaaaaaa000000000000000000000000000000005", "status": "completed", "conclusion": "success",
+   "created_at": "2024-06-05T10:00:00Z", "run_started_at": "2024-06-05T10:00:10Z", "updated_at": "2024-06-05T10:12:00Z"}
+]$json$) AS rows_changed;
+SELECT external_id, service, environment, commit_sha, started_at, finished_at, status,
+       attributes->>'compare_base' AS compare_base, attributes ? 'compare_base' AS decided
+FROM engineering.deployments WHERE source_id = 2 ORDER BY finished_at;
+-- the second deployment is compared with the first; the first, with nothing
+SELECT stream, url, payload - 'deployment_id' AS payload FROM engineering.sync_tasks WHERE source_id = 2;
+-- without a known default branch, no run is taken for a deployment
+SELECT engineering._github_map_runs(2, '{"repository": "acme/web", "deployment_workflows": "^Deploy"}', NULL,
+    '[{"id": 206, "name": "Deploy", "head_branch": "main", "status": "completed", "conclusion": "success",
+       "created_at": "2024-06-06T10:00:00Z", "run_started_at": "2024-06-06T10:00:10Z", "updated_at": "2024-06-06T10:12:00Z"}]') AS rows_changed;
+SELECT count(*) AS workflow_deployments FROM engineering.deployments WHERE source_id = 2;
+DELETE FROM engineering.sync_tasks;
+
+--
+-- deployments: the deploy time is the first success status
+--
+SELECT d, engineering._github_map_deployment(1, '{"repository": "acme/shop"}', dep::jsonb, st::jsonb) IS NOT NULL AS mapped
+FROM (VALUES
+  ('success after progress',
+   '{"id": 301, "sha": "1111111aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa", "ref": "main", "task": "deploy", "environment": "production",
+     "created_at": "2024-05-01T09:00:00Z", "production_environment": true, "creator": {"login": "deployer"}}',
+   '[{"id": 2, "state": "success", "created_at": "2024-05-01T09:04:00Z", "log_url": "https://ci.example.com/301"},
+     {"id": 1, "state": "in_progress", "created_at": "2024-05-01T09:00:05Z"}]'),
+  ('first of two successes, offsets',
+   '{"id": 302, "sha": "2222222AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA", "environment": "production", "created_at": "2024-05-02T11:00:00+02:00"}',
+   '[{"id": 5, "state": "success", "created_at": "2024-05-02T11:30:00+02:00"},
+     {"id": 4, "state": "success", "created_at": "2024-05-02T11:10:00+02:00"},
+     {"id": 3, "state": "queued", "created_at": "2024-05-02T11:00:01+02:00"}]'),
+  ('error is a failure',
+   '{"id": 303, "sha": "3333333aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa", "environment": "production", "created_at": "2024-05-03T09:00:00Z"}',
+   '[{"id": 6, "state": "error", "created_at": "2024-05-03T09:02:00Z"}]'),
+  ('superseded before it finished',
+   '{"id": 304, "sha": "4444444aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa", "environment": "staging", "created_at": "2024-05-04T09:00:00Z"}',
+   '[{"id": 8, "state": "inactive", "created_at": "2024-05-04T09:30:00Z"},
+     {"id": 7, "state": "pending", "created_at": "2024-05-04T09:00:01Z"}]'),
+  ('still pending',
+   '{"id": 305, "sha": "5555555aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa", "environment": "", "created_at": "2024-05-05T09:00:00Z"}',
+   '[{"id": 9, "state": "pending", "created_at": "2024-05-05T09:00:01Z"}, {"id": 10, "state": "new_state_x", "created_at": "2024-05-05T09:00:02Z"}]'),
+  ('no statuses yet',
+   '{"id": 306, "sha": "not a sha", "environment": "production", "created_at": "2024-05-06T09:00:00Z"}', '[]'),
+  ('success stamped before the request',
+   '{"id": 307, "sha": "7777777aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa", "environment": "production", "created_at": "2024-05-07T09:00:00Z"}',
+   '[{"id": 11, "state": "success", "created_at": "2024-05-07T08:59:58Z"}]')
+) AS t(d, dep, st);
+SELECT external_id, service, environment, commit_sha, started_at, finished_at, status, url,
+       attributes->>'github_state' AS github_state, attributes->>'compare_base' AS compare_base
+FROM engineering.deployments WHERE source_id = 1 ORDER BY external_id;
+-- successes of production are chained to the previous one; 301 is the first
+SELECT url, payload->>'base' AS base FROM engineering.sync_tasks WHERE stream = 'compare' ORDER BY id;
+SELECT engineering._github_map_deployment(1, '{"repository": "acme/shop"}', '{"sha": "x"}', '[]');
+SELECT engineering._github_map_deployment(1, '{"repository": "acme/shop"}', '{"id": 399}', '{}');
+
+-- Deployments arrive newest first and out of order: each new success also
+-- re-decides the base of the success after it.
+DELETE FROM engineering.sync_tasks;
+SELECT engineering.add_source('order', 'github', 'http://127.0.0.1:9/github', '{"repository": "acme/order"}') AS id;
+SELECT d, engineering._github_map_deployment(3, '{"repository": "acme/order"}',
+           format('{"id": %s, "sha": "%s", "environment": "production", "created_at": "%s"}', d, sha, t)::jsonb,
+           format('[{"id": 1, "state": "success", "created_at": "%s"}]', t)::jsonb) IS NOT NULL AS mapped
+FROM (VALUES (403, 'ccccccc', '2024-07-03T00:00:00Z'), (401, 'aaaaaaa', '2024-07-01T00:00:00Z'),
+             (402, 'bbbbbbb', '2024-07-02T00:00:00Z')) AS v(d, sha, t);
+SELECT external_id, commit_sha, attributes->>'compare_base' AS compare_base
+FROM engineering.deployments WHERE source_id = 3 ORDER BY external_id;
+SELECT url, payload->>'base' AS base FROM engineering.sync_tasks WHERE source_id = 3 ORDER BY id;
+
+--
+-- compare -> changes + deployment_changes
+--
+SELECT engineering._github_map_compare(3, '{"repository": "acme/order"}',
+    (SELECT id FROM engineering.deployments WHERE source_id = 3 AND external_id = '403'), $json$[
+  {"sha": "bbbbbbb1111111111111111111111111111111111", "author": {"login": "mona"},
+   "commit": {"author": {"name": "Mona", "date": "2024-07-02T08:00:00+02:00"},
+              "committer": {"name": "GitHub", "date": "2024-07-02T09:00:00+02:00"},
+              "message": "Fix the checkout total\n\nRounded once instead of per line."}},
+  {"sha": "CCCCCCC", "author": null,
+   "commit": {"author": {"name": "Zoë Ünïcode", "date": "2024-07-02T12:00:00Z"}, "committer": null,
+              "message": "Ajouter le thème ✨"}},
+  {"sha": "not-hex", "commit": {"author": {"date": "2024-07-02T12:00:00Z"}, "message": "skipped"}},
+  {"sha": "ddddddd", "commit": {"author": {"date": null}, "committer": {"date": null}, "message": "no dates"}}
+]$json$) AS rows_changed;
+SELECT external_id, service, commit_sha, authored_at, committed_at, author, title FROM engineering.changes ORDER BY external_id;
+SELECT d.external_id AS deployment, c.commit_sha, dc.linked_by
+FROM engineering.deployment_changes dc
+JOIN engineering.deployments d ON d.id = dc.deployment_id
+JOIN engineering.changes c ON c.id = dc.change_id ORDER BY 1, 2;
+-- idempotent
+SELECT engineering._github_map_compare(3, '{"repository": "acme/order"}',
+    (SELECT id FROM engineering.deployments WHERE source_id = 3 AND external_id = '403'),
+    '[{"sha": "bbbbbbb1111111111111111111111111111111111", "author": {"login": "mona"},
+       "commit": {"author": {"name": "Mona", "date": "2024-07-02T08:00:00+02:00"},
+                  "committer": {"name": "GitHub", "date": "2024-07-02T09:00:00+02:00"},
+                  "message": "Fix the checkout total\n\nRounded once instead of per line."}}]') AS rows_changed;
+
+--
+-- pull requests: merged ones only
+--
+SELECT engineering._github_map_pulls(1, '{"repository": "acme/shop"}', $json$[
+  {"number": 11, "id": 9011, "title": "Add a cart ✓", "user": {"login": "mona"}, "state": "closed",
+   "created_at": "2024-05-01T08:00:00Z", "updated_at": "2024-05-02T10:00:00Z", "closed_at": "2024-05-02T09:00:00Z",
+   "merged_at": "2024-05-02T09:00:00Z", "merge_commit_sha": "EEEEEEE000000000000000000000000000000000",
+   "base": {"ref": "main"}, "head": {"ref": "cart", "sha": "eeeeeee111111111111111111111111111111111"}},
+  {"number": 12, "title": "Offsets", "user": {"login": "hubot"}, "state": "closed",
+   "created_at": "2024-05-01T10:00:00+02:00", "updated_at": "2024-05-01T12:00:00+02:00",
+   "merged_at": "2024-05-01T11:30:00+02:00", "merge_commit_sha": null},
+  {"number": 13, "title": "Closed without merge", "state": "closed",
+   "created_at": "2024-05-01T08:00:00Z", "updated_at": "2024-05-01T09:00:00Z", "merged_at": null},
+  {"number": 14, "title": "Merged before opened (clock skew)", "user": null,
+   "created_at": "2024-05-01T08:00:00Z", "merged_at": "2024-05-01T07:59:00Z", "merge_commit_sha": "zzz"},
+  {"number": -1, "title": "bad number", "created_at": "2024-05-01T08:00:00Z", "merged_at": "2024-05-01T09:00:00Z"},
+  {"number": 15, "title": "no created_at", "merged_at": "2024-05-01T09:00:00Z"}
+]$json$) AS rows_changed;
+SELECT number, external_id, service, title, author, opened_at, merged_at, merge_commit_sha,
+       attributes->>'head_ref' AS head_ref
+FROM engineering.pull_requests ORDER BY number;
+SELECT engineering._github_map_pull_commits(1, 11, $json$[
+  {"sha": "e1", "commit": {"author": {"date": "2024-05-01T09:00:00+02:00"}, "committer": {"date": "2024-05-01T09:30:00Z"}}},
+  {"sha": "e2", "commit": {"author": {"date": "2024-04-30T22:00:00Z"}}},
+  {"sha": "e3", "commit": {"author": null, "committer": {"date": "2024-05-01T10:00:00Z"}}}
+]$json$) AS updated;
+SELECT engineering._github_map_pull_commits(1, 11, '[]') AS nothing_to_update;
+SELECT number, first_commit_at, attributes->>'commits_fetched' AS fetched FROM engineering.pull_requests WHERE number = 11;
+
+--
+-- ingest: the connector interface, fed with tasks and responses
+--
+DELETE FROM engineering.sync_tasks;
+CREATE FUNCTION pg_temp.ingest(source_name text, stream text, url text, payload jsonb, headers jsonb, body jsonb)
+RETURNS bigint LANGUAGE plpgsql AS $$
+DECLARE
+    t engineering.sync_tasks;
+    n bigint;
+BEGIN
+    INSERT INTO engineering.sync_tasks (source_id, stream, url, payload)
+    SELECT id, stream, url, payload FROM engineering.sources WHERE name = source_name RETURNING * INTO t;
+    SELECT engineering._github_ingest(s, t, 200, headers, body) INTO n
+    FROM engineering.sources s WHERE s.name = source_name;
+    DELETE FROM engineering.sync_tasks WHERE id = t.id;
+    RETURN n;
+END $$;
+
+-- over 1,000 runs in a window: it is split (ceil(2500 / 500) = 5 parts), nothing mapped
+SELECT pg_temp.ingest('gh', 'runs', '/repos/acme/shop/actions/runs?per_page=100&created=x',
+    '{"from": "2024-01-01T00:00:00Z", "to": "2024-01-06T00:00:00Z", "first": true}', '{}',
+    '{"total_count": 2500, "workflow_runs": [{"id": 1}]}') AS rows_changed;
+SELECT stream, url, payload FROM engineering.sync_tasks ORDER BY id;
+DELETE FROM engineering.sync_tasks;
+-- a page with a next link queues it; the last page of a window moves the watermark
+SELECT pg_temp.ingest('gh', 'runs', '/x', '{"from": "2024-01-01T00:00:00Z", "to": "2024-01-06T00:00:00Z", "first": true}',
+    '{"link": "<http://127.0.0.1:9/github/repos/acme/shop/actions/runs?page=2>; rel=\"next\""}',
+    '{"total_count": 150, "workflow_runs": [{"id": 501, "name": "CI", "status": "completed", "conclusion": "success", "run_attempt": 3,
+      "created_at": "2024-01-02T00:00:00Z", "run_started_at": "2024-01-02T00:00:01Z", "updated_at": "2024-01-02T00:05:00Z"}]}') AS rows_changed;
+-- the earlier attempts of the re-run are queued too
+SELECT stream, url, payload FROM engineering.sync_tasks ORDER BY id;
+SELECT cursor FROM engineering.sources WHERE name = 'gh';
+DELETE FROM engineering.sync_tasks;
+SELECT pg_temp.ingest('gh', 'runs', 'http://127.0.0.1:9/github/x?page=2', '{"from": "2024-01-01T00:00:00Z", "to": "2024-01-06T00:00:00Z", "first": false}',
+    '{}', '{"total_count": 150, "workflow_runs": []}') AS rows_changed;
+SELECT cursor FROM engineering.sources WHERE name = 'gh';
+SELECT pg_temp.ingest('gh', 'runs', '/x', '{"from": "2023-01-01T00:00:00Z", "to": "2023-01-06T00:00:00Z", "first": true}',
+    '{}', '{"total_count": 0, "workflow_runs": []}') AS older_window;
+SELECT cursor->>'runs_created' AS watermark_kept FROM engineering.sources WHERE name = 'gh';
+SELECT pg_temp.ingest('gh', 'runs', '/x', '{}', '{}', '{"message": "Not what we asked for"}');
+
+-- deployments, newest first: only those at or after the watermark are
+-- looked at, and the listing stops there
+UPDATE engineering.sources SET cursor = cursor || '{"deployments_created": "2024-05-03T00:00:00Z"}' WHERE name = 'gh';
+SELECT pg_temp.ingest('gh', 'deployments', '/repos/acme/shop/deployments?per_page=100',
+    '{"watermark": "2024-05-03T00:00:00Z", "since": "2024-01-01T00:00:00Z"}',
+    '{"link": "<http://127.0.0.1:9/github/repos/acme/shop/deployments?per_page=100&page=2>; rel=\"next\""}',
+    $json$[{"id": 310, "sha": "aaaaaaa", "environment": "production", "created_at": "2024-05-09T00:00:00Z"},
+           {"id": 301, "sha": "1111111", "environment": "production", "created_at": "2024-05-04T00:00:00Z"},
+           {"id": 305, "sha": "5555555", "environment": "production", "created_at": "2024-05-03T00:00:00Z"},
+           {"id": 299, "sha": "9999999", "environment": "production", "created_at": "2024-05-02T23:59:59Z"}]$json$) AS rows_changed;
+-- only 310 is new (301 is final, 305 is fetched again by the plan while it
+-- runs); 299 is older than the watermark: no next page
+SELECT stream, url, payload->'deployment'->>'id' AS deployment FROM engineering.sync_tasks ORDER BY id;
+SELECT cursor->>'deployments_created' AS watermark FROM engineering.sources WHERE name = 'gh';
+DELETE FROM engineering.sync_tasks;
+SELECT pg_temp.ingest('gh', 'deployment_statuses', '/x',
+    '{"deployment": {"id": 310, "sha": "aaaaaaa", "environment": "production", "created_at": "2024-05-09T00:00:00Z"}}', '{}',
+    '[{"id": 1, "state": "success", "created_at": "2024-05-09T00:03:00Z"}]') AS rows_changed;
+SELECT external_id, status, finished_at, attributes->>'compare_base' AS compare_base
+FROM engineering.deployments WHERE external_id = '310';
+
+-- pull requests by updated time: the first page of a backfill continues
+SELECT pg_temp.ingest('gh', 'pulls', '/repos/acme/shop/pulls?state=closed',
+    '{"watermark": null, "since": "2024-01-01T00:00:00Z"}',
+    '{"link": "<http://127.0.0.1:9/github/repos/acme/shop/pulls?state=closed&page=2>; rel=\"next\""}',
+    $json$[{"number": 21, "title": "New", "created_at": "2024-05-09T00:00:00Z", "updated_at": "2024-05-10T00:00:00Z", "merged_at": "2024-05-09T12:00:00Z"},
+           {"number": 11, "title": "Add a cart ✓", "user": {"login": "mona"},
+            "created_at": "2024-05-01T08:00:00Z", "updated_at": "2024-05-02T10:00:00Z", "closed_at": "2024-05-02T09:00:00Z",
+            "merged_at": "2024-05-02T09:00:00Z", "merge_commit_sha": "EEEEEEE000000000000000000000000000000000",
+            "base": {"ref": "main"}, "head": {"ref": "cart", "sha": "eeeeeee111111111111111111111111111111111"}, "id": 9011}]$json$) AS rows_changed;
+-- the next page, and the commits of the new merged pull request (11's are
+-- known); the compare of deployment 310 is still queued from above
+SELECT stream, url, payload - 'deployment_id' AS payload FROM engineering.sync_tasks ORDER BY id;
+DELETE FROM engineering.sync_tasks;
+SELECT pg_temp.ingest('gh', 'pulls', 'http://127.0.0.1:9/github/x?page=2',
+    '{"watermark": null, "since": "2024-05-01T00:00:00Z", "newest": "2024-05-10T00:00:00Z"}', '{}',
+    $json$[{"number": 9, "title": "Before the backfill", "created_at": "2023-12-01T00:00:00Z",
+            "updated_at": "2023-12-02T00:00:00Z", "merged_at": "2023-12-02T00:00:00Z"}]$json$) AS rows_changed;
+SELECT cursor->>'pulls_updated' AS watermark FROM engineering.sources WHERE name = 'gh';
+SELECT count(*) AS pull_9 FROM engineering.pull_requests WHERE number = 9;
+
+-- the repository's default branch, for deployment workflows
+SELECT pg_temp.ingest('gh-deploy', 'repository', '/repos/acme/web', '{}', '{}', '{"id": 1, "default_branch": "trunk"}');
+SELECT cursor->>'default_branch' AS default_branch FROM engineering.sources WHERE name = 'gh-deploy';
+-- a compare superseded by a newer decision is ignored
+SELECT pg_temp.ingest('order', 'compare', '/x',
+    jsonb_build_object('deployment_id', (SELECT id FROM engineering.deployments WHERE external_id = '403' AND source_id = 3),
+                       'base', 'aaaaaaa'), '{}',
+    '{"commits": [{"sha": "fffffff", "commit": {"author": {"date": "2024-07-01T00:00:00Z"}}}]}') AS stale_compare;
+SELECT count(*) AS change_fffffff FROM engineering.changes WHERE commit_sha = 'fffffff';
+-- gone (404 on a missing_ok task), and streams the connector does not know
+SELECT pg_temp.ingest('gh', 'run', '/x', '{"missing_ok": true}', '{}', NULL) AS gone;
+SELECT pg_temp.ingest('gh', 'mystery', '/x', '{}', '{}', '{}');
+
+--
+-- plan: the first requests of a sync, from the watermarks
+--
+DELETE FROM engineering.sync_tasks;
+UPDATE engineering.sources SET cursor = '{"runs_created": "2024-05-10T12:00:00Z", "deployments_created": "2024-05-09T00:00:00Z", "pulls_updated": "2024-05-10T00:00:00Z"}'
+WHERE name = 'gh';
+SELECT engineering._github_plan(s) FROM engineering.sources s WHERE name = 'gh';
+-- runs from the watermark minus the 6 hour look-back, unfinished runs and
+-- deployments by id, then deployments and pull requests down to their watermarks
+SELECT stream, split_part(url, '..', 1) AS url, payload - 'to' AS payload
+FROM engineering.sync_tasks ORDER BY id;
+DELETE FROM engineering.sync_tasks;
+SELECT engineering._github_plan(s) FROM engineering.sources s WHERE name = 'gh-deploy';
+-- (the repository first, for its default branch; no Deployments API; runs
+-- from the default since, 180 days ago)
+SELECT stream, split_part(url, '&created=', 1) AS url,
+       engineering._ts(payload->'from') = date_trunc('second', now() - interval '180 days') AS from_since
+FROM engineering.sync_tasks ORDER BY id;
