@@ -11,19 +11,49 @@
 -- dora_settings.lead_time_start says.
 ------------------------------------------------------------------------------
 CREATE VIEW engineering.change_lead_times AS
-SELECT d.service,
-       d.environment,
+SELECT f.service,
+       f.environment,
        c.id AS change_id,
        c.commit_sha,
-       d.id AS deployment_id,
-       dc.linked_by,
+       f.deployment_id,
+       f.linked_by,
        c.committed_at,
        st.measured_from,
-       d.finished_at AS deployed_at,
-       CASE WHEN st.measured_from <= d.finished_at THEN d.finished_at - st.measured_from END AS lead_time
-FROM engineering.deployment_changes dc
-JOIN engineering.deployments d ON d.id = dc.deployment_id
-JOIN engineering.changes c ON c.id = dc.change_id
+       f.deployed_at,
+       CASE WHEN st.measured_from <= f.deployed_at THEN f.deployed_at - st.measured_from END AS lead_time
+FROM (
+    -- The first successful deployment per change and environment.  Links
+    -- inferred by link_changes() are unique per change and environment, so
+    -- they only need checking against the connector's and manual links
+    -- (few); those are checked against all.  Two anti-joins, rather than
+    -- one condition with OR, keep the plan a hash join that can run in
+    -- parallel over a quarter of links.
+    SELECT d.service, d.environment, d.id AS deployment_id, dc.change_id, dc.linked_by,
+           d.finished_at AS deployed_at
+    FROM engineering.deployment_changes dc
+    JOIN engineering.deployments d ON d.id = dc.deployment_id
+    WHERE d.status = 'success'
+      AND dc.linked_by = 'inferred'
+      AND NOT EXISTS (SELECT 1
+                      FROM engineering.deployment_changes e
+                      JOIN engineering.deployments ed ON ed.id = e.deployment_id
+                      WHERE e.change_id = dc.change_id AND e.linked_by <> 'inferred'
+                        AND ed.environment = d.environment AND ed.status = 'success'
+                        AND (ed.finished_at, ed.id) < (d.finished_at, d.id))
+    UNION ALL
+    SELECT d.service, d.environment, d.id, dc.change_id, dc.linked_by, d.finished_at
+    FROM engineering.deployment_changes dc
+    JOIN engineering.deployments d ON d.id = dc.deployment_id
+    WHERE d.status = 'success'
+      AND dc.linked_by <> 'inferred'
+      AND NOT EXISTS (SELECT 1
+                      FROM engineering.deployment_changes e
+                      JOIN engineering.deployments ed ON ed.id = e.deployment_id
+                      WHERE e.change_id = dc.change_id
+                        AND ed.environment = d.environment AND ed.status = 'success'
+                        AND (ed.finished_at, ed.id) < (d.finished_at, d.id))
+) f
+JOIN engineering.changes c ON c.id = f.change_id
 CROSS JOIN LATERAL (
     -- (the setting is read by a scalar subquery, evaluated once: a join
     -- with the unanalyzed one-row table would skew the row estimates)
@@ -36,15 +66,7 @@ CROSS JOIN LATERAL (
                             c.committed_at)
                ELSE c.committed_at
            END AS measured_from
-) st
-WHERE d.status = 'success'
-  AND NOT EXISTS (SELECT 1
-                  FROM engineering.deployment_changes e
-                  JOIN engineering.deployments ed ON ed.id = e.deployment_id
-                  WHERE e.change_id = dc.change_id
-                    AND ed.environment = d.environment
-                    AND ed.status = 'success'
-                    AND (ed.finished_at, ed.id) < (d.finished_at, d.id));
+) st;
 
 COMMENT ON VIEW engineering.change_lead_times IS
     'one row per shipped change and environment, at its first successful deployment there: when it was committed, deployed, and its lead time';
