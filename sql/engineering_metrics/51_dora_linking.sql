@@ -121,13 +121,18 @@ BEGIN
        AND NOT EXISTS (SELECT 1 FROM pg_temp.em_wanted_links w
                         WHERE w.deployment_id = dc.deployment_id AND w.change_id = dc.change_id);
 
+    -- the links that exist already need nothing (a separate statement: an
+    -- INSERT whose SELECT reads the table it fills would rescan the rows
+    -- it has just added)
+    DELETE FROM pg_temp.em_wanted_links w
+     USING engineering.deployment_changes dc
+     WHERE dc.deployment_id = w.deployment_id AND dc.change_id = w.change_id;
+
     -- new ones, in the order of the changes so that the foreign-key checks
     -- read the changes table in order
     INSERT INTO engineering.deployment_changes (deployment_id, change_id, linked_by)
     SELECT w.deployment_id, w.change_id, 'inferred'
       FROM pg_temp.em_wanted_links w
-     WHERE NOT EXISTS (SELECT 1 FROM engineering.deployment_changes dc
-                        WHERE dc.deployment_id = w.deployment_id AND dc.change_id = w.change_id)
      ORDER BY w.change_id
     ON CONFLICT DO NOTHING;
     GET DIAGNOSTICS added = ROW_COUNT;
