@@ -40,6 +40,7 @@ AS $$
 DECLARE
     only_service text := service;
     added bigint;
+    nestloop text := current_setting('enable_nestloop');
 BEGIN
     PERFORM pg_catalog.pg_advisory_xact_lock(pg_catalog.hashtext('engineering.link_changes'));
 
@@ -112,6 +113,14 @@ BEGIN
                         AND kd.environment = r.environment AND kd.status = 'success');
     ANALYZE pg_temp.em_wanted_links;
 
+    -- The two comparisons of the wanted links with the existing ones are
+    -- equi-joins over up to millions of rows: hash joins, whatever the
+    -- statistics of deployment_changes say.  An autoanalyze that ran while
+    -- a previous run's inserts were uncommitted records the table as empty,
+    -- and a nested loop would then rescan the wanted links once per
+    -- existing link (hours instead of seconds).
+    PERFORM set_config('enable_nestloop', 'off', true);
+
     -- inferred links that no longer hold
     DELETE FROM engineering.deployment_changes dc
      USING engineering.deployments d
@@ -127,6 +136,8 @@ BEGIN
     DELETE FROM pg_temp.em_wanted_links w
      USING engineering.deployment_changes dc
      WHERE dc.deployment_id = w.deployment_id AND dc.change_id = w.change_id;
+
+    PERFORM set_config('enable_nestloop', nestloop, true);
 
     -- new ones, in the order of the changes so that the foreign-key checks
     -- read the changes table in order
