@@ -104,30 +104,18 @@ GRANT INSERT, UPDATE, DELETE ON engineering.slos, engineering.slo_alert_rules TO
 GRANT SELECT ON engineering.sync_tasks TO engineering_admin;
 
 ------------------------------------------------------------------------------
--- The DORA part (50-59), when this build has it: its settings and views
--- are read like the rest, its settings are changed by admins.
+-- The DORA part: its settings, benchmarks and views are read like the
+-- rest, and changed by admins.  link_changes() and attribute_incidents()
+-- run with the caller's rights: writers may run them (they write
+-- deployment_changes and incidents), readers may not.
 ------------------------------------------------------------------------------
 
-DO $dora$
-DECLARE
-    d record;
-BEGIN
-    FOR d IN
-        SELECT * FROM (VALUES
-            ('engineering.dora_settings', 'SELECT', 'engineering_reader'),
-            ('engineering.dora_benchmarks', 'SELECT', 'engineering_reader'),
-            ('engineering.change_lead_times', 'SELECT', 'engineering_reader'),
-            ('engineering.deployment_outcomes', 'SELECT', 'engineering_reader'),
-            ('engineering.pull_request_cycle_times', 'SELECT', 'engineering_reader'),
-            ('engineering.dora_settings', 'INSERT, UPDATE, DELETE', 'engineering_admin'),
-            ('engineering.dora_benchmarks', 'INSERT, UPDATE, DELETE', 'engineering_admin')
-        ) AS v(object, privileges, role)
-        WHERE pg_catalog.to_regclass(v.object) IS NOT NULL
-    LOOP
-        EXECUTE format('GRANT %s ON %s TO %I', d.privileges, d.object, d.role);
-    END LOOP;
-END
-$dora$;
+GRANT SELECT ON
+    engineering.dora_settings, engineering.dora_benchmarks,
+    engineering.change_lead_times, engineering.deployment_outcomes,
+    engineering.pull_request_cycle_times
+TO engineering_reader;
+GRANT INSERT, UPDATE, DELETE ON engineering.dora_settings, engineering.dora_benchmarks TO engineering_admin;
 
 ------------------------------------------------------------------------------
 -- Left to the extension's owner (the background worker runs as a
