@@ -220,9 +220,30 @@ def parse_anchor(value):
     return dt.timestamp()
 
 
+def _release_train(rng, start, end, per_week, first_hour, last_hour):
+    """Event times for teams that release less than weekly: one every
+    7 / per_week days (give or take a quarter), moved to a working day, so
+    that a slow team still ships at its pace in any window of the history."""
+    gap = 7 * DAY / per_week
+    times = []
+    t = start + rng.uniform(0, gap)
+    while t < end:
+        day = math.floor(t / DAY) * DAY
+        while datetime.datetime.fromtimestamp(day, datetime.timezone.utc).weekday() >= 5:
+            day += DAY
+        at = round(day + (first_hour + rng.random() * (last_hour - first_hour)) * HOUR)
+        if start <= at < end:
+            times.append(at)
+        t += gap * rng.uniform(0.75, 1.25)
+    return times
+
+
 def _daily_events(rng, start, end, per_week, first_hour, last_hour, weekend_share=0.04):
     """Event times between start and end: a Poisson number per day, mostly on
-    working days (UTC), spread over working hours."""
+    working days (UTC), spread over working hours; below one a week, a
+    release train (_release_train)."""
+    if 0 < per_week < 1:
+        return _release_train(rng, start, end, per_week, first_hour, last_hour)
     times = []
     day = math.floor(start / DAY) * DAY
     per_day = per_week / 5.0
@@ -295,14 +316,24 @@ class Service:
                 staging.append(dict(env="staging", cut=cut, started=started, finished=finished,
                                     status="success", head=self.merges[i], kind="regular"))
                 last_head, last_finish = self.merges[i], finished
-        last_head, last_finish = None, None
-        for cut in _daily_events(rng, self.start, end, p["deploys_per_week"] * scale, 9, 17):
+        def head_at(t):
             if staging:
-                ready = [d["head"] for d in staging if d["finished"] <= cut]
-                head = ready[-1] if ready else None
-            else:
-                i = bisect.bisect_right(self.merges, cut) - 1
-                head = self.merges[i] if i >= 0 else None
+                ready = [d["head"] for d in staging if d["finished"] <= t]
+                return ready[-1] if ready else None
+            i = bisect.bisect_right(self.merges, t) - 1
+            return self.merges[i] if i >= 0 else None
+
+        last_head, last_finish = None, None
+        cuts = _daily_events(rng, self.start, end, p["deploys_per_week"] * scale, 9, 17)
+        for k, cut in enumerate(cuts):
+            head = head_at(cut)
+            if (head is None or head == last_head) and p["deploys_per_week"] * scale < 1:
+                # a release train waits for something new to ship rather than skip a release
+                ready = sorted(d["finished"] for d in staging) if staging else self.merges
+                later = [t for t in ready if t > cut and head_at(t) not in (None, last_head)]
+                if later and (k + 1 == len(cuts) or later[0] + 2 * HOUR < cuts[k + 1]):
+                    cut = later[0] + 2 * HOUR
+                    head = head_at(cut)
             if head is None or head == last_head:
                 continue
             attempts = self._attempts(rng, "production", cut, head, last_finish)
