@@ -26,12 +26,13 @@ SELECT engineering.add_source('ghe', 'github', 'https://ghe.example.com/api/v3/'
 SELECT base_url, poll_interval FROM engineering.sources WHERE name = 'ghe';
 
 -- refused: duplicates, unknown kinds, kinds without a connector in this
--- build, URLs that are not plain http(s), configs a connector cannot use
+-- build (every kind has one now: the lookup itself is tried), URLs that are
+-- not plain http(s), configs a connector cannot use
 SELECT engineering.add_source('gh', 'github', NULL, '{"repository": "acme/shop"}');
 SELECT engineering.add_source('x', 'svn', NULL, '{}');
 SELECT engineering.add_source('x', NULL, NULL, '{}');
 SELECT engineering.add_source(NULL, 'github', NULL, '{}');
-SELECT engineering.add_source('x', 'prometheus', 'https://prometheus.example.com', '{}');
+SELECT engineering._connector_default_url('svn');
 SELECT engineering.add_source('x', 'github', 'ftp://example.com', '{"repository": "a/b"}');
 SELECT engineering.add_source('x', 'github', 'file:///etc/passwd', '{"repository": "a/b"}');
 SELECT engineering.add_source('x', 'github', 'https://user:pw@example.com', '{"repository": "a/b"}');

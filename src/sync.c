@@ -54,6 +54,7 @@ static const EmConnector *const connectors[] = {
 	&em_connector_jenkins,
 	&em_connector_pagerduty,
 	&em_connector_opsgenie,
+	&em_connector_prometheus,
 	NULL
 };
 

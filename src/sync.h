@@ -69,6 +69,7 @@ extern const EmConnector em_connector_gitlab;
 extern const EmConnector em_connector_jenkins;
 extern const EmConnector em_connector_pagerduty;
 extern const EmConnector em_connector_opsgenie;
+extern const EmConnector em_connector_prometheus;
 
 extern const EmConnector *em_find_connector(const char *kind);
 
