@@ -50,10 +50,10 @@ def history(seed, svc):
     return merges
 
 
-def _run_outcome(rng, p, attempt_fail_share=1.0):
+def _run_outcome(rng, p):
     """'success', 'failure' (and whether a re-run passed), or 'cancelled'."""
     r = rng.random()
-    if r < p["ci_fail"] * attempt_fail_share:
+    if r < p["ci_fail"]:
         return "failure", rng.random() < p["flaky"]
     if r > 0.985:
         return "cancelled", False
@@ -64,7 +64,7 @@ def _run_outcome(rng, p, attempt_fail_share=1.0):
 # Vendor worlds
 # ---------------------------------------------------------------------------
 
-def _gh_commit(c, offset_every=0):
+def _gh_commit(c):
     return {"sha": c["sha"], "message": c["title"] + "\n",
             "author": {"name": c["author"].title(), "email": c["author"] + "@acme.example",
                        "login": c["author"], "date": iso(c["authored"])},
