@@ -1,46 +1,92 @@
--- The demo report: the four keys per service over the last 90 days, in
--- plain SQL over the event tables.
+-- The demo's report: DORA per service and overall over the last 90 days
+-- (engineering.dora), the SLOs now and the alerts firing, the incidents
+-- still open, and a few queries to try.
+\set QUIET 1
+\pset footer off
+\pset null '–'
+SET client_min_messages = warning;
+
+-- durations the way people say them: 42 min, 3 h 05 min, 2 d 4 h, 23 days
+CREATE FUNCTION pg_temp.human(d interval) RETURNS text
+LANGUAGE sql IMMUTABLE AS $$
+    SELECT CASE
+               WHEN s IS NULL THEN NULL
+               WHEN s < 60 THEN floor(s) || ' s'
+               WHEN s < 3600 THEN floor(s / 60) || ' min'
+               WHEN s < 86400 THEN floor(s / 3600) || ' h ' || lpad((floor(s / 60)::bigint % 60)::text, 2, '0') || ' min'
+               WHEN s < 14 * 86400 THEN floor(s / 86400) || ' d ' || (floor(s / 3600)::bigint % 24) || ' h'
+               ELSE round(s / 86400) || ' days'
+           END
+    FROM (SELECT extract(epoch FROM d)::float8 AS s) x
+$$;
+CREATE FUNCTION pg_temp.pct(r float8) RETURNS text
+LANGUAGE sql IMMUTABLE AS $$ SELECT to_char(100 * r, 'FM990.0') || ' %' $$;
+CREATE FUNCTION pg_temp.leveled(value text, level text) RETURNS text
+LANGUAGE sql IMMUTABLE AS $$ SELECT value || coalesce('  ' || level, '') $$;
+
+SELECT to_char(now() - interval '90 days', 'YYYY-MM-DD HH24:MI') AS from_ts,
+       to_char(now(), 'YYYY-MM-DD HH24:MI') AS to_ts,
+       (SELECT production_environment FROM engineering.dora_settings) AS env,
+       (SELECT benchmark_year FROM engineering.dora_settings) AS year \gset
+
 \echo
-\echo 'Delivery over the last 90 days'
-WITH window_ AS (SELECT now() - interval '90 days' AS from_ts, now() AS to_ts),
-deploys AS (
-    SELECT d.* FROM engineering.deployments d, window_ w
-    WHERE d.status = 'success' AND d.environment = 'production'
-      AND d.finished_at >= w.from_ts AND d.finished_at < w.to_ts
-),
-per_service AS (
-    SELECT service,
-           count(*) AS deployments,
-           count(DISTINCT finished_at::date) AS deployment_days
-    FROM deploys GROUP BY service
-),
-lead AS (
-    SELECT d.service,
-           percentile_cont(0.5) WITHIN GROUP (ORDER BY d.finished_at - c.committed_at) AS lead_time
-    FROM deploys d
-    JOIN engineering.deployment_changes dc ON dc.deployment_id = d.id
-    JOIN engineering.changes c ON c.id = dc.change_id
-    GROUP BY d.service
-),
-failures AS (
-    SELECT d.service,
-           count(DISTINCT d.id) FILTER (WHERE i.id IS NOT NULL)::float8 / count(DISTINCT d.id) AS cfr
-    FROM deploys d LEFT JOIN engineering.incidents i ON i.cause_deployment_id = d.id
-    GROUP BY d.service
-),
-restore AS (
-    SELECT i.service,
-           percentile_cont(0.5) WITHIN GROUP (ORDER BY i.resolved_at - i.opened_at) AS time_to_restore
-    FROM engineering.incidents i, window_ w
-    WHERE i.opened_at >= w.from_ts AND i.opened_at < w.to_ts AND i.resolved_at IS NOT NULL
-    GROUP BY i.service
-)
-SELECT p.service, p.deployments, p.deployment_days,
-       date_trunc('minute', l.lead_time) AS median_lead_time,
-       round(100 * f.cfr)::text || '%' AS change_failure_rate,
-       date_trunc('minute', r.time_to_restore) AS median_time_to_restore
-FROM per_service p
-LEFT JOIN lead l USING (service)
-LEFT JOIN failures f USING (service)
-LEFT JOIN restore r USING (service)
-ORDER BY p.deployments DESC;
+\echo 'DORA, last 90 days (':from_ts' to ':to_ts' UTC), ':env' deployments, levels of the ':year' report'
+\echo '(engineering.dora(now() - interval ''90 days'', now()); rates of successful deployments, medians of durations)'
+SELECT coalesce(d.service, 'all services') AS service,
+       d.deployments AS deploys,
+       pg_temp.leveled(to_char(d.deployment_days_per_week, 'FM0.0') || ' d/wk', d.deployment_frequency_level) AS "deployment frequency",
+       pg_temp.leveled(pg_temp.human(d.lead_time), d.lead_time_level) AS "lead time",
+       pg_temp.leveled(pg_temp.pct(d.change_failure_rate), d.change_failure_rate_level) AS "change failure rate",
+       pg_temp.leveled(pg_temp.human(d.time_to_restore), d.time_to_restore_level) AS "time to restore",
+       pg_temp.human(d.failed_deployment_recovery_time) AS "failed deployment recovery",
+       pg_temp.pct(d.rework_rate) AS rework
+FROM engineering.dora(now() - interval '90 days', now()) d;
+
+\echo
+\echo 'SLOs now (engineering.slo_status): budget left over the period, burn rates (1 = spending exactly the budget)'
+SELECT st.slo, st.service, to_char(100 * st.objective, 'FM990.09') || ' %' AS objective,
+       st.period, to_char(100 * st.sli, 'FM990.000') || ' %' AS sli,
+       pg_temp.pct(st.budget_remaining) AS "budget left",
+       round(st.burn_rate_5m, 1) AS "burn 5m", round(st.burn_rate_1h, 1) AS "burn 1h",
+       round(st.burn_rate_6h, 1) AS "burn 6h", round(st.burn_rate_1d, 1) AS "burn 1d",
+       pg_temp.human(st.time_to_exhaustion) AS "budget gone in"
+FROM engineering.slos s, engineering.slo_status(s.name) st
+ORDER BY st.budget_remaining NULLS LAST;
+
+\echo
+\echo 'Alerts firing now (engineering.slo_alerts(): multiwindow burn-rate rules of the SRE Workbook)'
+SELECT a.slo, a.severity, a.rule, round(a.long_burn_rate, 1) AS "long window burn",
+       round(a.short_burn_rate, 1) AS "short window burn", round(a.threshold, 2) AS threshold,
+       to_char((SELECT max(e.evaluated_at) FROM engineering.slo_alert_events e
+                JOIN engineering.slos s ON s.id = e.slo_id JOIN engineering.slo_alert_rules r ON r.id = e.rule_id
+                WHERE s.name = a.slo AND r.name = a.rule AND e.state = 'firing'), 'HH24:MI') AS "notified at"
+FROM engineering.slo_alerts() a
+WHERE a.firing
+ORDER BY a.severity, a.slo, a.rule;
+
+\echo
+\echo 'Incidents still open'
+SELECT i.service, i.title, i.severity, i.status, pg_temp.human(now() - i.opened_at) AS "open for",
+       s.kind AS "from"
+FROM engineering.incidents i
+LEFT JOIN engineering.sources s ON s.id = i.source_id
+WHERE i.resolved_at IS NULL
+ORDER BY i.opened_at;
+
+\echo
+\echo 'Try, in psql (SET search_path = engineering, public saves typing):'
+\echo '  -- one service, this quarter, against the 2021 tiers'
+\echo '  SELECT * FROM engineering.dora(date_trunc(''quarter'', now()), now(), ''checkout'', benchmark_year => 2021);'
+\echo '  -- weekly trend of the median lead time per service'
+\echo '  SELECT service, date_trunc(''week'', deployed_at) AS week, engineering.lead_time(measured_from, deployed_at)'
+\echo '    FROM engineering.change_lead_times WHERE environment = ''production'' GROUP BY 1, 2 ORDER BY 1, 2;'
+\echo '  -- which deployments caused incidents, and how long recovery took'
+\echo '  SELECT * FROM engineering.deployment_outcomes WHERE failed ORDER BY finished_at DESC LIMIT 10;'
+\echo '  -- pull requests: coding, review and deploy time'
+\echo '  SELECT service, percentile_cont(0.5) WITHIN GROUP (ORDER BY review_time) FROM engineering.pull_request_cycle_times GROUP BY 1;'
+\echo '  -- the flakiest pipelines on main over the last 30 days'
+\echo '  SELECT * FROM engineering.pipeline_health(now() - interval ''30 days'', now())'
+\echo '    WHERE branch = ''main'' ORDER BY flaky_rate DESC NULLS LAST LIMIT 10;'
+\echo '  -- an SLO''s budget, hour by hour, over the last day'
+\echo '  SELECT * FROM engineering.slo_history(''checkout-availability'', now() - interval ''1 day'', now());'
+\echo '  -- wait for pages: LISTEN engineering_slo_alerts;'

@@ -23,6 +23,11 @@ Control API (JSON in and out):
     DELETE /_control/faults                  disarm all faults
     GET    /_control/requests[?vendor=x]     request log
     DELETE /_control/requests                clear the log
+    POST   /_control/org                     replace every vendor's world by a generated
+                                             organisation (org.py; params in the body)
+    GET    /_control/org                     its manifest: sources and SLOs to register
+
+`--org seed=7,anchor=2024-06-30T12:00:00Z` loads an organisation at start.
 
 A fault: {"match": {"vendor": "github", "method": "GET", "path": "regex",
 "query": "regex"}, "skip": 0, "count": 1, "kind": ..., ...} applies to the
@@ -54,6 +59,7 @@ import time
 import urllib.parse
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
+import org
 import vendors
 from vendors.common import NotFound, Request, Response, json_response
 
@@ -65,6 +71,19 @@ class State:
         self.faults = []
         self.next_fault = 1
         self.log = []
+        self.org = None
+
+    def load_org(self, params):
+        """Every vendor's world from one generated organisation (org.py)."""
+        generated = org.generate(params)
+        with self.lock:
+            for vendor, world in generated["worlds"].items():
+                if vendor in vendors.REGISTRY:
+                    self.world[vendor] = vendors.REGISTRY[vendor].load_world(world)
+                    if vendor in generated.get("live", {}):
+                        generated["live"][vendor](self.world[vendor])
+            self.org = generated
+        return generated
 
     def take_fault(self, vendor, method, path, query):
         with self.lock:
@@ -312,6 +331,14 @@ class Handler(BaseHTTPRequestHandler):
                 if method == "DELETE":
                     STATE.faults = []
                     return json_response(200, {"ok": True})
+        if path == "/org":
+            if method == "POST":
+                generated = STATE.load_org(self._body())
+                return json_response(200, {"manifest": generated["manifest"], "summary": org.summary(generated)})
+            if method == "GET":
+                if STATE.org is None:
+                    return json_response(404, {"error": "no organisation loaded"})
+                return json_response(200, STATE.org["manifest"])
         if path == "/requests":
             with STATE.lock:
                 if method == "GET":
@@ -344,7 +371,11 @@ def main():
     ap.add_argument("--port", type=int, default=0)
     ap.add_argument("--world", help="JSON file: {vendor: world, ...}")
     ap.add_argument("--generate", action="append", default=[], help="vendor:key=value,...")
+    ap.add_argument("--org", help="a generated organisation for every vendor: seed=7,anchor=...,days=180")
     args = ap.parse_args()
+
+    if args.org is not None:
+        STATE.load_org(parse_generate("org:" + args.org)[1])
 
     if args.world:
         with open(args.world) as f:

@@ -8,6 +8,7 @@
 #                match => { vendor => 'github', path => 'actions/runs' });
 #   my $log  = $mock->requests(vendor => 'github');   # [{method, path, query, auth_ok, status, fault}, ...]
 #   my $world = $mock->world('github');
+#   my $org = EMMock->new(org => 'seed=7,days=40');   # test/mock/org.py
 #   $mock->stop;                                # also done when the object goes away
 #
 # Only core Perl modules (HTTP::Tiny, JSON::PP) and IPC::Run are used.
@@ -30,12 +31,14 @@ my $script = File::Spec->catfile(dirname(File::Spec->rel2abs(__FILE__)),
 	'..', 'mock', 'mock_api.py');
 
 # new(%opts): starts the mock.  Options: generate => [specs]
-# (vendor:key=value,...), world => {vendor => world} (loaded at start),
-# port => N (default: any free port).
+# (vendor:key=value,...), org => 'seed=7,days=40' (a generated
+# organisation for every vendor, test/mock/org.py), world => {vendor =>
+# world} (loaded at start), port => N (default: any free port).
 sub new
 {
 	my ($class, %opts) = @_;
 	my @cmd = ('python3', $script, '--port', $opts{port} // 0);
+	push @cmd, '--org', $opts{org} if defined $opts{org};
 	push @cmd, '--generate', $_ for @{ $opts{generate} // [] };
 	my ($in, $out, $err) = ('', '', '');
 	my $h = IPC::Run::start(\@cmd, \$in, \$out, \$err);
@@ -80,6 +83,9 @@ sub control
 	  unless $res->{success};
 	return $json->decode($res->{content});
 }
+
+# the manifest of the generated organisation: {sources => [...], slos => [...], ...}
+sub org_manifest { return $_[0]->control('GET', '/org'); }
 
 sub world
 {
