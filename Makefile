@@ -59,3 +59,21 @@ demo:
 
 demo-stop:
 	test/demo/stop
+
+# Reliability (README "Reliability"): bounded fuzzing of the pure-C parsers,
+# the regression suite with the server under Valgrind, and the load script.
+#   make fuzz [FUZZ_SECONDS=60]
+#   make valgrind-check [EM_REGRESS="roles fuzz"]
+#   make load [LOAD_SECONDS=300]
+FUZZ_SECONDS ?= 60
+LOAD_SECONDS ?= 300
+.PHONY: fuzz valgrind-check load
+
+fuzz:
+	test/fuzz/run $(FUZZ_SECONDS)
+
+valgrind-check:
+	test/valgrind/run
+
+load:
+	test/load/run $(LOAD_SECONDS)

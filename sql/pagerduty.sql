@@ -196,7 +196,9 @@ SELECT engineering._pagerduty_map_log_entries(1, 'PE', '{"log_entries": []}', tr
 -- watermark less the 10-minute look-back; unresolved incidents opened
 -- before it (PB, PD, PF, PH) again by id; PA and PG resolved, unread,
 -- so their logs are queued (PC and PE were handled above: PC's log is
--- unread too, PE's was read).
+-- unread too, PE's was read).  One transaction, so that now() is the same
+-- instant in the three statements (a slow server crosses a second).
+BEGIN;
 UPDATE engineering.sources SET cursor = jsonb_build_object(
     'incidents_created', engineering._iso8601(now() - interval '1 hour'),
     'incidents_scope', engineering._pagerduty_scope(config))
@@ -208,6 +210,7 @@ SELECT stream,
        (payload->>'from')::timestamptz = date_trunc('second', now() - interval '70 minutes') AS from_lookback,
        (payload->>'to')::timestamptz = date_trunc('second', now()) AS to_now
 FROM engineering.sync_tasks ORDER BY id;
+COMMIT;
 
 -- A changed scope (other service_ids) forgets the watermark: windows of
 -- 90 days from since (2025-06-01) to now

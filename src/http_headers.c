@@ -336,6 +336,23 @@ emh_parse_http_date(const char *s, int64_t *epoch)
 	return true;
 }
 
+/*
+ * delay_until
+ *
+ * target - now in seconds, or false when the difference does not fit in
+ * 64 bits: a header (up to 2^63 - 1) or a clock far from any real instant
+ * must give "no answer", not a signed overflow.
+ */
+static bool
+delay_until(int64_t target, int64_t now, int64_t *delay)
+{
+	if ((now < 0 && target > INT64_MAX + now) ||
+		(now > 0 && target < INT64_MIN + now))
+		return false;
+	*delay = target - now;
+	return true;
+}
+
 bool
 emh_retry_after_seconds(const char *value, int64_t now, int64_t *delay)
 {
@@ -351,10 +368,7 @@ emh_retry_after_seconds(const char *value, int64_t now, int64_t *delay)
 		return true;
 	}
 	if (emh_parse_http_date(value, &v))
-	{
-		*delay = v - now;
-		return true;
-	}
+		return delay_until(v, now, delay);
 	return false;
 }
 
@@ -365,7 +379,9 @@ emh_reset_seconds(const char *value, int64_t now, int64_t *delay)
 
 	if (!emh_parse_int64(value, &v) || v < 0)
 		return false;
-	*delay = (v >= EMH_EPOCH_THRESHOLD) ? v - now : v;
+	if (v >= EMH_EPOCH_THRESHOLD)
+		return delay_until(v, now, delay);
+	*delay = v;
 	return true;
 }
 

@@ -25,6 +25,8 @@
 
 #define EM_MAX_TOKEN_LEN	8192
 #define EM_MAX_ERROR_LEN	1000
+/* shortest piece of a token at the end of a message that is masked */
+#define EM_MIN_TOKEN_PIECE	3
 
 /*
  * redact_marker
@@ -59,9 +61,10 @@ redact_marker(StringInfo s, const char *marker)
  * em_redact
  *
  * Every message stored in sync_runs or sources.last_error, or logged, goes
- * through here: the source's token is masked wherever it appears,
- * whatever follows an authentication keyword is masked too, control
- * characters become blanks and the length is bounded.
+ * through here: the source's token is masked wherever it appears (a piece
+ * of it where the message was cut), whatever follows an authentication
+ * keyword is masked too, control characters become blanks and the length
+ * is bounded.
  */
 char *
 em_redact(const char *msg, const char *token)
@@ -76,9 +79,24 @@ em_redact(const char *msg, const char *token)
 	if (token != NULL && strlen(token) >= 4)
 	{
 		char	   *hit;
+		size_t		tlen = strlen(token);
 
 		while ((hit = strstr(s.data, token)) != NULL)
-			memset(hit, '*', strlen(token));
+			memset(hit, '*', tlen);
+
+		/*
+		 * Messages are cut to a length (a body excerpt, EM_MAX_ERROR_LEN),
+		 * and a cut can fall inside the token: whatever piece of it ends
+		 * the message is masked too.
+		 */
+		for (size_t k = Min(tlen - 1, (size_t) s.len); k >= EM_MIN_TOKEN_PIECE; k--)
+		{
+			if (memcmp(s.data + s.len - k, token, k) == 0)
+			{
+				memset(s.data + s.len - k, '*', k);
+				break;
+			}
+		}
 	}
 	for (int m = 0; markers[m] != NULL; m++)
 		redact_marker(&s, markers[m]);

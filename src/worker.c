@@ -779,6 +779,14 @@ em_sync_worker_main(Datum arg)
 	if (ids == NIL)
 		progress = true;
 
+	/*
+	 * The extension may have been dropped while sources were synced (each
+	 * failed run was logged): then there is nothing left to report on, and
+	 * querying the tables would only end this worker with an error.
+	 */
+	if (!installed_and_ready(cxt))
+		proc_exit(0);
+
 	evaluate_slo_alerts(cxt);
 	report_next_due(cxt, progress);
 	pgstat_report_activity(STATE_IDLE, NULL);

@@ -200,7 +200,7 @@ COMMENT ON FUNCTION engineering._enqueue(integer, text, text, jsonb) IS
 CREATE FUNCTION engineering._normalize_base_url(kind text, base_url text)
 RETURNS text
 LANGUAGE plpgsql STABLE PARALLEL SAFE
-SET search_path = pg_catalog, engineering
+SET search_path = pg_catalog, engineering, pg_temp
 AS $$
 DECLARE
     url text := btrim(coalesce(base_url, ''));
@@ -227,7 +227,7 @@ COMMENT ON FUNCTION engineering._normalize_base_url(text, text) IS
 CREATE FUNCTION engineering._validate_source_config(kind text, config jsonb)
 RETURNS void
 LANGUAGE plpgsql STABLE PARALLEL SAFE
-SET search_path = pg_catalog, engineering
+SET search_path = pg_catalog, engineering, pg_temp
 AS $$
 DECLARE
     validator regprocedure;
@@ -279,7 +279,7 @@ COMMENT ON FUNCTION engineering._validate_source_config(text, jsonb) IS
 CREATE FUNCTION engineering._validate_source(kind text, base_url text, config jsonb)
 RETURNS text
 LANGUAGE plpgsql STABLE PARALLEL SAFE
-SET search_path = pg_catalog, engineering
+SET search_path = pg_catalog, engineering, pg_temp
 AS $$
 BEGIN
     IF kind IS NULL OR kind NOT IN ('github', 'gitlab', 'jenkins', 'pagerduty', 'opsgenie', 'prometheus') THEN
@@ -298,7 +298,7 @@ COMMENT ON FUNCTION engineering._validate_source(text, text, jsonb) IS
 CREATE FUNCTION engineering._sources_guard()
 RETURNS trigger
 LANGUAGE plpgsql PARALLEL SAFE
-SET search_path = pg_catalog, engineering
+SET search_path = pg_catalog, engineering, pg_temp
 AS $$
 BEGIN
     -- Reading a server file or variable and sending it to a URL of one's
@@ -341,7 +341,7 @@ CREATE TRIGGER sources_wake
 CREATE FUNCTION engineering._store_token(source_id integer, token text)
 RETURNS void
 LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE SECURITY DEFINER
-SET search_path = pg_catalog, engineering
+SET search_path = pg_catalog, engineering, pg_temp
 AS $$
 DECLARE
     clean text := btrim(token, E' \t\r\n');
@@ -371,7 +371,7 @@ CREATE FUNCTION engineering.add_source(name text, kind text, base_url text, conf
                                        poll_interval interval DEFAULT '5 minutes')
 RETURNS integer
 LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE SECURITY DEFINER
-SET search_path = pg_catalog, engineering
+SET search_path = pg_catalog, engineering, pg_temp
 AS $$
 DECLARE
     new_id integer;
@@ -402,7 +402,7 @@ COMMENT ON FUNCTION engineering.add_source(text, text, text, jsonb, text, interv
 CREATE FUNCTION engineering.set_source_token(name text, token text)
 RETURNS void
 LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE SECURITY DEFINER
-SET search_path = pg_catalog, engineering
+SET search_path = pg_catalog, engineering, pg_temp
 AS $$
 DECLARE
     sid integer;
@@ -422,7 +422,7 @@ CREATE FUNCTION engineering.alter_source(name text, base_url text DEFAULT NULL, 
                                          poll_interval interval DEFAULT NULL, enabled boolean DEFAULT NULL)
 RETURNS void
 LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE SECURITY DEFINER
-SET search_path = pg_catalog, engineering
+SET search_path = pg_catalog, engineering, pg_temp
 AS $$
 DECLARE
     s engineering.sources;
@@ -441,6 +441,18 @@ BEGIN
         next_sync_at = least(src.next_sync_at, now()),
         consecutive_failures = 0
     WHERE src.id = s.id;
+    -- A stored token goes only to the origin it was given for: moving the
+    -- source to another scheme, host or port forgets it, or whoever may
+    -- alter a source could have the token sent to a server of theirs.
+    IF alter_source.base_url IS NOT NULL
+       AND (SELECT lower(substring(src.base_url FROM '^[^:]+://[^/]+'))
+            FROM engineering.sources src WHERE src.id = s.id)
+           IS DISTINCT FROM lower(substring(s.base_url FROM '^[^:]+://[^/]+'))
+       AND EXISTS (SELECT 1 FROM engineering.source_secrets sec WHERE sec.source_id = s.id) THEN
+        DELETE FROM engineering.source_secrets sec WHERE sec.source_id = s.id;
+        RAISE NOTICE 'source "%" moved to another host: its stored token was removed', s.name
+            USING HINT = 'Set it again with engineering.set_source_token().';
+    END IF;
     -- Queued requests and watermarks were made from the old URL or config
     -- (another project, a job that does not exist, an older service_map):
     -- once a sync of the source has finished, drop both, so that the next
@@ -457,12 +469,12 @@ END;
 $$;
 REVOKE EXECUTE ON FUNCTION engineering.alter_source(text, text, jsonb, interval, boolean) FROM PUBLIC;
 COMMENT ON FUNCTION engineering.alter_source(text, text, jsonb, interval, boolean) IS
-    'changes a source''s base_url, config, poll_interval or enabled (NULL keeps the value), validated like add_source(), and makes it due now; a new base_url or config drops the queued requests and the watermarks, so the next sync backfills from since with the new settings';
+    'changes a source''s base_url, config, poll_interval or enabled (NULL keeps the value), validated like add_source(), and makes it due now; a new base_url or config drops the queued requests and the watermarks, so the next sync backfills from since with the new settings; a base_url on another scheme, host or port removes the stored token';
 
 CREATE FUNCTION engineering.remove_source(name text, purge boolean DEFAULT false)
 RETURNS void
 LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE SECURITY DEFINER
-SET search_path = pg_catalog, engineering
+SET search_path = pg_catalog, engineering, pg_temp
 AS $$
 DECLARE
     sid integer;
@@ -523,7 +535,7 @@ COMMENT ON FUNCTION engineering._sync_source(integer) IS
 CREATE FUNCTION engineering.sync(source_name text)
 RETURNS engineering.sync_runs
 LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE SECURITY DEFINER
-SET search_path = pg_catalog, engineering
+SET search_path = pg_catalog, engineering, pg_temp
 AS $$
 DECLARE
     sid integer;

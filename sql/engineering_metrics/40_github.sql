@@ -24,7 +24,7 @@
 CREATE FUNCTION engineering._github_validate(config jsonb)
 RETURNS void
 LANGUAGE plpgsql STABLE PARALLEL SAFE
-SET search_path = pg_catalog, engineering
+SET search_path = pg_catalog, engineering, pg_temp
 AS $$
 BEGIN
     IF jsonb_typeof(config->'repository') IS DISTINCT FROM 'string'
@@ -109,7 +109,7 @@ COMMENT ON FUNCTION engineering._github_run_status(text, text) IS
 CREATE FUNCTION engineering._github_map_runs(src_id integer, config jsonb, default_branch text, runs jsonb)
 RETURNS bigint
 LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE
-SET search_path = pg_catalog, engineering
+SET search_path = pg_catalog, engineering, pg_temp
 AS $$
 DECLARE
     n_runs bigint;
@@ -214,7 +214,7 @@ COMMENT ON FUNCTION engineering._github_map_runs(integer, jsonb, text, jsonb) IS
 CREATE FUNCTION engineering._github_map_deployment(src_id integer, config jsonb, deployment jsonb, statuses jsonb)
 RETURNS bigint
 LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE
-SET search_path = pg_catalog, engineering
+SET search_path = pg_catalog, engineering, pg_temp
 AS $$
 DECLARE
     st record;
@@ -293,7 +293,7 @@ COMMENT ON FUNCTION engineering._github_map_deployment(integer, jsonb, jsonb, js
 CREATE FUNCTION engineering._github_map_pulls(src_id integer, config jsonb, pulls jsonb)
 RETURNS bigint
 LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE
-SET search_path = pg_catalog, engineering
+SET search_path = pg_catalog, engineering, pg_temp
 AS $$
 DECLARE
     n bigint;
@@ -339,7 +339,7 @@ COMMENT ON FUNCTION engineering._github_map_pulls(integer, jsonb, jsonb) IS
 CREATE FUNCTION engineering._github_map_pull_commits(src_id integer, number integer, commits jsonb)
 RETURNS bigint
 LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE
-SET search_path = pg_catalog, engineering
+SET search_path = pg_catalog, engineering, pg_temp
 AS $$
 DECLARE
     earliest timestamptz;
@@ -366,7 +366,7 @@ COMMENT ON FUNCTION engineering._github_map_pull_commits(integer, integer, jsonb
 CREATE FUNCTION engineering._github_map_compare(src_id integer, config jsonb, deployment_id bigint, commits jsonb)
 RETURNS bigint
 LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE
-SET search_path = pg_catalog, engineering
+SET search_path = pg_catalog, engineering, pg_temp
 AS $$
 DECLARE
     n_changes bigint;
@@ -424,7 +424,7 @@ COMMENT ON FUNCTION engineering._github_map_compare(integer, jsonb, bigint, json
 CREATE FUNCTION engineering._github_set_compare_base(src_id integer, config jsonb, dep_id bigint)
 RETURNS void
 LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE
-SET search_path = pg_catalog, engineering
+SET search_path = pg_catalog, engineering, pg_temp
 AS $$
 DECLARE
     d engineering.deployments;
@@ -462,7 +462,7 @@ COMMENT ON FUNCTION engineering._github_set_compare_base(integer, jsonb, bigint)
 CREATE FUNCTION engineering._github_link(src_id integer, config jsonb, dep_ids bigint[])
 RETURNS void
 LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE
-SET search_path = pg_catalog, engineering
+SET search_path = pg_catalog, engineering, pg_temp
 AS $$
 DECLARE
     d record;
@@ -506,7 +506,7 @@ COMMENT ON FUNCTION engineering._github_enqueue_runs(integer, jsonb, timestamptz
 CREATE FUNCTION engineering._github_plan(src engineering.sources)
 RETURNS void
 LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE
-SET search_path = pg_catalog, engineering
+SET search_path = pg_catalog, engineering, pg_temp
 AS $$
 DECLARE
     repo text := '/repos/' || (src.config->>'repository');
@@ -555,7 +555,7 @@ CREATE FUNCTION engineering._github_ingest_runs(src engineering.sources, task en
                                                 headers jsonb, body jsonb)
 RETURNS bigint
 LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE
-SET search_path = pg_catalog, engineering
+SET search_path = pg_catalog, engineering, pg_temp
 AS $$
 DECLARE
     from_ts timestamptz := engineering._ts(task.payload->'from');
@@ -626,7 +626,7 @@ CREATE FUNCTION engineering._github_ingest_listing(src engineering.sources, task
                                                    headers jsonb, body jsonb)
 RETURNS bigint
 LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE
-SET search_path = pg_catalog, engineering
+SET search_path = pg_catalog, engineering, pg_temp
 AS $$
 DECLARE
     repo text := '/repos/' || (src.config->>'repository');
@@ -696,7 +696,7 @@ CREATE FUNCTION engineering._github_ingest(src engineering.sources, task enginee
                                            status integer, headers jsonb, body jsonb)
 RETURNS bigint
 LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE
-SET search_path = pg_catalog, engineering
+SET search_path = pg_catalog, engineering, pg_temp
 AS $$
 DECLARE
     dep_id bigint;

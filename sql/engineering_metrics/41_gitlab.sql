@@ -33,7 +33,7 @@
 CREATE FUNCTION engineering._gitlab_validate(config jsonb)
 RETURNS void
 LANGUAGE plpgsql STABLE PARALLEL SAFE
-SET search_path = pg_catalog, engineering
+SET search_path = pg_catalog, engineering, pg_temp
 AS $$
 DECLARE
     project text := CASE jsonb_typeof(config->'project')
@@ -130,7 +130,7 @@ COMMENT ON FUNCTION engineering._gitlab_deployment_status(text) IS
 CREATE FUNCTION engineering._gitlab_map_pipelines(src_id integer, config jsonb, pipelines jsonb)
 RETURNS bigint
 LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE
-SET search_path = pg_catalog, engineering
+SET search_path = pg_catalog, engineering, pg_temp
 AS $$
 DECLARE
     n bigint;
@@ -206,7 +206,7 @@ COMMENT ON FUNCTION engineering._gitlab_map_pipelines(integer, jsonb, jsonb) IS
 CREATE FUNCTION engineering._gitlab_map_deployments(src_id integer, config jsonb, deployments jsonb)
 RETURNS bigint
 LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE
-SET search_path = pg_catalog, engineering
+SET search_path = pg_catalog, engineering, pg_temp
 AS $$
 DECLARE
     n bigint;
@@ -277,7 +277,7 @@ COMMENT ON FUNCTION engineering._gitlab_map_deployments(integer, jsonb, jsonb) I
 CREATE FUNCTION engineering._gitlab_map_merge_requests(src_id integer, config jsonb, merge_requests jsonb)
 RETURNS bigint
 LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE
-SET search_path = pg_catalog, engineering
+SET search_path = pg_catalog, engineering, pg_temp
 AS $$
 DECLARE
     n bigint;
@@ -332,7 +332,7 @@ COMMENT ON FUNCTION engineering._gitlab_map_merge_requests(integer, jsonb, jsonb
 CREATE FUNCTION engineering._gitlab_map_mr_commits(src_id integer, iid integer, commits jsonb)
 RETURNS bigint
 LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE
-SET search_path = pg_catalog, engineering
+SET search_path = pg_catalog, engineering, pg_temp
 AS $$
 DECLARE
     earliest timestamptz;
@@ -361,7 +361,7 @@ COMMENT ON FUNCTION engineering._gitlab_map_mr_commits(integer, integer, jsonb) 
 CREATE FUNCTION engineering._gitlab_map_compare(src_id integer, config jsonb, deployment_id bigint, commits jsonb)
 RETURNS bigint
 LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE
-SET search_path = pg_catalog, engineering
+SET search_path = pg_catalog, engineering, pg_temp
 AS $$
 DECLARE
     n_changes bigint;
@@ -419,7 +419,7 @@ COMMENT ON FUNCTION engineering._gitlab_map_compare(integer, jsonb, bigint, json
 CREATE FUNCTION engineering._gitlab_set_compare_base(src_id integer, config jsonb, dep_id bigint)
 RETURNS void
 LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE
-SET search_path = pg_catalog, engineering
+SET search_path = pg_catalog, engineering, pg_temp
 AS $$
 DECLARE
     d engineering.deployments;
@@ -457,7 +457,7 @@ COMMENT ON FUNCTION engineering._gitlab_set_compare_base(integer, jsonb, bigint)
 CREATE FUNCTION engineering._gitlab_link(src_id integer, config jsonb, dep_ids bigint[])
 RETURNS void
 LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE
-SET search_path = pg_catalog, engineering
+SET search_path = pg_catalog, engineering, pg_temp
 AS $$
 DECLARE
     d record;
@@ -505,7 +505,7 @@ COMMENT ON FUNCTION engineering._gitlab_list_url(jsonb, text, timestamptz, integ
 CREATE FUNCTION engineering._gitlab_plan(src engineering.sources)
 RETURNS void
 LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE
-SET search_path = pg_catalog, engineering
+SET search_path = pg_catalog, engineering, pg_temp
 AS $$
 DECLARE
     since timestamptz := engineering._since(src.config);
@@ -530,7 +530,7 @@ CREATE FUNCTION engineering._gitlab_ingest_list(src engineering.sources, task en
                                                 headers jsonb, body jsonb)
 RETURNS bigint
 LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE
-SET search_path = pg_catalog, engineering
+SET search_path = pg_catalog, engineering, pg_temp
 AS $$
 DECLARE
     proj text := engineering._gitlab_project_url(src.config);
@@ -616,7 +616,7 @@ CREATE FUNCTION engineering._gitlab_ingest(src engineering.sources, task enginee
                                            status integer, headers jsonb, body jsonb)
 RETURNS bigint
 LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE
-SET search_path = pg_catalog, engineering
+SET search_path = pg_catalog, engineering, pg_temp
 AS $$
 DECLARE
     proj text := engineering._gitlab_project_url(src.config);

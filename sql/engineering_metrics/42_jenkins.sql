@@ -42,7 +42,7 @@ COMMENT ON FUNCTION engineering._jenkins_jobs(jsonb) IS
 CREATE FUNCTION engineering._jenkins_validate(config jsonb)
 RETURNS void
 LANGUAGE plpgsql STABLE PARALLEL SAFE
-SET search_path = pg_catalog, engineering
+SET search_path = pg_catalog, engineering, pg_temp
 AS $$
 DECLARE
     key text;
@@ -181,7 +181,7 @@ CREATE FUNCTION engineering._jenkins_map_builds(src_id integer, config jsonb, ro
                                                 builds jsonb, branch_hint text DEFAULT NULL)
 RETURNS bigint
 LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE
-SET search_path = pg_catalog, engineering
+SET search_path = pg_catalog, engineering, pg_temp
 AS $$
 DECLARE
     n_runs bigint;
@@ -304,7 +304,7 @@ COMMENT ON FUNCTION engineering._jenkins_map_builds(integer, jsonb, text, text, 
 CREATE FUNCTION engineering._jenkins_plan(src engineering.sources)
 RETURNS void
 LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE
-SET search_path = pg_catalog, engineering
+SET search_path = pg_catalog, engineering, pg_temp
 AS $$
 DECLARE
     since_ms numeric := floor(extract(epoch FROM engineering._since(src.config)) * 1000);
@@ -339,7 +339,7 @@ COMMENT ON FUNCTION engineering._jenkins_plan(engineering.sources) IS
 CREATE FUNCTION engineering._jenkins_ingest_builds(src engineering.sources, task engineering.sync_tasks, body jsonb)
 RETURNS bigint
 LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE
-SET search_path = pg_catalog, engineering
+SET search_path = pg_catalog, engineering, pg_temp
 AS $$
 DECLARE
     path text := task.payload->>'path';
@@ -419,7 +419,7 @@ CREATE FUNCTION engineering._jenkins_ingest(src engineering.sources, task engine
                                             status integer, headers jsonb, body jsonb)
 RETURNS bigint
 LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE
-SET search_path = pg_catalog, engineering
+SET search_path = pg_catalog, engineering, pg_temp
 AS $$
 DECLARE
     n bigint;

@@ -24,7 +24,7 @@
 CREATE FUNCTION engineering._pagerduty_validate(config jsonb)
 RETURNS void
 LANGUAGE plpgsql STABLE PARALLEL SAFE
-SET search_path = pg_catalog, engineering
+SET search_path = pg_catalog, engineering, pg_temp
 AS $$
 BEGIN
     IF config ? 'service_ids' AND (jsonb_typeof(config->'service_ids') <> 'array'
@@ -104,7 +104,7 @@ COMMENT ON FUNCTION engineering._pagerduty_incidents_url(jsonb, timestamptz, tim
 CREATE FUNCTION engineering._pagerduty_map_incidents(src_id integer, config jsonb, items jsonb)
 RETURNS bigint
 LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE
-SET search_path = pg_catalog, engineering
+SET search_path = pg_catalog, engineering, pg_temp
 AS $$
 DECLARE
     n bigint;
@@ -199,7 +199,7 @@ CREATE FUNCTION engineering._pagerduty_map_log_entries(src_id integer, incident_
                                                        complete boolean)
 RETURNS bigint
 LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE
-SET search_path = pg_catalog, engineering
+SET search_path = pg_catalog, engineering, pg_temp
 AS $$
 DECLARE
     first_ack timestamptz;
@@ -267,7 +267,7 @@ COMMENT ON FUNCTION engineering._pagerduty_enqueue_log_entries(engineering.sourc
 CREATE FUNCTION engineering._pagerduty_plan(src engineering.sources)
 RETURNS void
 LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE
-SET search_path = pg_catalog, engineering
+SET search_path = pg_catalog, engineering, pg_temp
 AS $$
 DECLARE
     since timestamptz := engineering._since(src.config);
@@ -317,7 +317,7 @@ CREATE FUNCTION engineering._pagerduty_ingest_incidents(src engineering.sources,
                                                         body jsonb)
 RETURNS bigint
 LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE
-SET search_path = pg_catalog, engineering
+SET search_path = pg_catalog, engineering, pg_temp
 AS $$
 DECLARE
     from_ts timestamptz := engineering._ts(task.payload->'from');
@@ -375,7 +375,7 @@ CREATE FUNCTION engineering._pagerduty_ingest(src engineering.sources, task engi
                                               status integer, headers jsonb, body jsonb)
 RETURNS bigint
 LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE
-SET search_path = pg_catalog, engineering
+SET search_path = pg_catalog, engineering, pg_temp
 AS $$
 DECLARE
     incident_id text := task.payload->>'incident';

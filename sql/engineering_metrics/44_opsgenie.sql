@@ -20,7 +20,7 @@
 CREATE FUNCTION engineering._opsgenie_validate(config jsonb)
 RETURNS void
 LANGUAGE plpgsql STABLE PARALLEL SAFE
-SET search_path = pg_catalog, engineering
+SET search_path = pg_catalog, engineering, pg_temp
 AS $$
 BEGIN
     IF jsonb_typeof(config->'query') IS DISTINCT FROM 'string' OR btrim(config->>'query') = ''
@@ -103,7 +103,7 @@ COMMENT ON FUNCTION engineering._opsgenie_incidents_url(jsonb) IS
 CREATE FUNCTION engineering._opsgenie_map_incidents(src_id integer, config jsonb, items jsonb)
 RETURNS bigint
 LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE
-SET search_path = pg_catalog, engineering
+SET search_path = pg_catalog, engineering, pg_temp
 AS $$
 DECLARE
     n bigint;
@@ -170,7 +170,7 @@ COMMENT ON FUNCTION engineering._opsgenie_map_incidents(integer, jsonb, jsonb) I
 CREATE FUNCTION engineering._opsgenie_plan(src engineering.sources)
 RETURNS void
 LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE
-SET search_path = pg_catalog, engineering
+SET search_path = pg_catalog, engineering, pg_temp
 AS $$
 DECLARE
     since timestamptz := engineering._since(src.config);
@@ -210,7 +210,7 @@ CREATE FUNCTION engineering._opsgenie_ingest_incidents(src engineering.sources, 
                                                        body jsonb)
 RETURNS bigint
 LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE
-SET search_path = pg_catalog, engineering
+SET search_path = pg_catalog, engineering, pg_temp
 AS $$
 DECLARE
     items jsonb := body->'data';
@@ -255,7 +255,7 @@ CREATE FUNCTION engineering._opsgenie_ingest(src engineering.sources, task engin
                                              status integer, headers jsonb, body jsonb)
 RETURNS bigint
 LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE
-SET search_path = pg_catalog, engineering
+SET search_path = pg_catalog, engineering, pg_temp
 AS $$
 BEGIN
     CASE task.stream

@@ -72,7 +72,7 @@ COMMENT ON FUNCTION engineering._prometheus_duration(bigint) IS
 CREATE FUNCTION engineering._prometheus_validate(config jsonb)
 RETURNS void
 LANGUAGE plpgsql STABLE PARALLEL SAFE
-SET search_path = pg_catalog, engineering
+SET search_path = pg_catalog, engineering, pg_temp
 AS $$
 DECLARE
     unknown text;
@@ -157,7 +157,7 @@ COMMENT ON FUNCTION engineering._prometheus_url(text, bigint, bigint, bigint) IS
 CREATE FUNCTION engineering._prometheus_points(body jsonb, from_s bigint, to_s bigint, step_seconds bigint)
 RETURNS jsonb
 LANGUAGE plpgsql STABLE PARALLEL SAFE
-SET search_path = pg_catalog, engineering
+SET search_path = pg_catalog, engineering, pg_temp
 AS $$
 DECLARE
     result jsonb := body->'data'->'result';
@@ -255,7 +255,7 @@ CREATE FUNCTION engineering._prometheus_map(src_id integer, slo_id integer, from
                                             step_seconds bigint, totals jsonb, goods jsonb)
 RETURNS jsonb
 LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE
-SET search_path = pg_catalog, engineering
+SET search_path = pg_catalog, engineering, pg_temp
 AS $$
 DECLARE
     summary jsonb;
@@ -344,7 +344,7 @@ CREATE FUNCTION engineering._prometheus_enqueue_window(src engineering.sources, 
                                                        step_seconds bigint)
 RETURNS void
 LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE
-SET search_path = pg_catalog, engineering
+SET search_path = pg_catalog, engineering, pg_temp
 AS $$
 DECLARE
     to_s bigint := least(from_s + (coalesce((src.config->>'max_points')::bigint, 11000) - 1) * step_seconds, until_s);
@@ -361,7 +361,7 @@ COMMENT ON FUNCTION engineering._prometheus_enqueue_window(engineering.sources, 
 CREATE FUNCTION engineering._prometheus_plan(src engineering.sources)
 RETURNS void
 LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE
-SET search_path = pg_catalog, engineering
+SET search_path = pg_catalog, engineering, pg_temp
 AS $$
 DECLARE
     step_seconds bigint := engineering._prometheus_seconds(src.config->'step');
@@ -401,7 +401,7 @@ CREATE FUNCTION engineering._prometheus_ingest(src engineering.sources, task eng
                                                status integer, headers jsonb, body jsonb)
 RETURNS bigint
 LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE
-SET search_path = pg_catalog, engineering
+SET search_path = pg_catalog, engineering, pg_temp
 AS $$
 DECLARE
     from_s bigint := (task.payload->>'from')::bigint;
