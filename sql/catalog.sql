@@ -32,7 +32,8 @@ ORDER BY c.oid::regclass::text COLLATE "C", 2;
 
 -- functions that are not PARALLEL SAFE (each must be on purpose)
 -- sync engine and connectors: each one listed writes tables (sources, tokens,
--- the task queue, synced rows) or registers a wake-up at commit.
+-- the task queue, synced rows), registers a wake-up at commit, or catches
+-- errors in an EXCEPTION block (a subtransaction, refused in parallel mode).
 SELECT p.oid::regprocedure AS function, p.proparallel
 FROM pg_proc p
 WHERE p.pronamespace = 'engineering'::regnamespace

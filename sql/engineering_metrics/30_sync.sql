@@ -226,7 +226,7 @@ COMMENT ON FUNCTION engineering._normalize_base_url(text, text) IS
 
 CREATE FUNCTION engineering._validate_source_config(kind text, config jsonb)
 RETURNS void
-LANGUAGE plpgsql STABLE PARALLEL SAFE
+LANGUAGE plpgsql STABLE PARALLEL UNSAFE
 SET search_path = pg_catalog, engineering, pg_temp
 AS $$
 DECLARE

@@ -23,7 +23,7 @@
 
 CREATE FUNCTION engineering._github_validate(config jsonb)
 RETURNS void
-LANGUAGE plpgsql STABLE PARALLEL SAFE
+LANGUAGE plpgsql STABLE PARALLEL UNSAFE
 SET search_path = pg_catalog, engineering, pg_temp
 AS $$
 BEGIN

@@ -41,7 +41,7 @@ COMMENT ON FUNCTION engineering._jenkins_jobs(jsonb) IS
 
 CREATE FUNCTION engineering._jenkins_validate(config jsonb)
 RETURNS void
-LANGUAGE plpgsql STABLE PARALLEL SAFE
+LANGUAGE plpgsql STABLE PARALLEL UNSAFE
 SET search_path = pg_catalog, engineering, pg_temp
 AS $$
 DECLARE
