@@ -1,8 +1,8 @@
--- Data for the load script: the demo's sample organisation (deployments,
--- changes, incidents of four services over 120 days) and 20 SLOs with a
--- week of one-minute measurements each (201,600 rows), so that the
--- dashboard queries read realistic amounts.
-\i test/demo/sample.sql
+-- Data for the load script: a small sample organisation (deployments,
+-- changes, incidents of four services over 120 days, test/load/sample.sql)
+-- and 20 SLOs with a week of one-minute measurements each (201,600 rows),
+-- so that the dashboard queries read realistic amounts.
+\i test/load/sample.sql
 SELECT setseed(0.9) \g /dev/null
 INSERT INTO engineering.slos (name, service, objective, period)
 SELECT 'load-slo-' || k, (ARRAY['checkout', 'search', 'billing', 'mobile-api'])[1 + k % 4],
