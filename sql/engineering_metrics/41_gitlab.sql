@@ -363,50 +363,23 @@ RETURNS bigint
 LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE
 SET search_path = pg_catalog, engineering, pg_temp
 AS $$
-DECLARE
-    n_changes bigint;
-    n_links bigint;
 BEGIN
     IF jsonb_typeof(commits) IS DISTINCT FROM 'array' THEN
         RAISE EXCEPTION 'expected a JSON array of GitLab commits' USING ERRCODE = 'invalid_parameter_value';
     END IF;
-    WITH items AS (
-        SELECT DISTINCT ON (sha) *
-        FROM (SELECT engineering._gitlab_sha(c->>'id') AS sha, c,
-                     engineering._ts(c->'authored_date') AS authored,
-                     coalesce(engineering._ts(c->'committed_date'), engineering._ts(c->'created_at'),
-                              engineering._ts(c->'authored_date')) AS committed
-              FROM jsonb_array_elements(commits) c WHERE jsonb_typeof(c) = 'object') x
-        WHERE sha IS NOT NULL AND committed IS NOT NULL
-        ORDER BY sha),
-    up AS (
-        INSERT INTO engineering.changes AS ch
-            (source_id, external_id, service, commit_sha, authored_at, committed_at, author, title, attributes)
-        SELECT src_id, sha, engineering._gitlab_service(config), sha, authored, committed,
-               c->>'author_name',
-               coalesce(nullif(c->>'title', ''), split_part(c->>'message', E'\n', 1)),
-               jsonb_strip_nulls(jsonb_build_object('web_url', c->'web_url', 'committer', c->'committer_name',
-                                                    'author_email', c->'author_email'))
-        FROM items
-        ON CONFLICT (source_id, external_id) DO UPDATE SET
-            authored_at = EXCLUDED.authored_at, committed_at = EXCLUDED.committed_at,
-            author = EXCLUDED.author, title = EXCLUDED.title, attributes = ch.attributes || EXCLUDED.attributes
-        WHERE (ch.authored_at, ch.committed_at, ch.author, ch.title)
-              IS DISTINCT FROM (EXCLUDED.authored_at, EXCLUDED.committed_at, EXCLUDED.author, EXCLUDED.title)
-        RETURNING 1)
-    SELECT count(*) INTO n_changes FROM up;
-
-    WITH links AS (
-        INSERT INTO engineering.deployment_changes (deployment_id, change_id, linked_by)
-        SELECT _gitlab_map_compare.deployment_id, ch.id, 'connector'
-        FROM engineering.changes ch
-        WHERE ch.source_id = src_id
-          AND ch.external_id IN (SELECT engineering._gitlab_sha(c->>'id')
-                                 FROM jsonb_array_elements(commits) c WHERE jsonb_typeof(c) = 'object')
-        ON CONFLICT DO NOTHING
-        RETURNING 1)
-    SELECT count(*) INTO n_links FROM links;
-    RETURN n_changes + n_links;
+    RETURN engineering._record_shipped_changes(src_id, engineering._gitlab_service(config), deployment_id,
+        (SELECT coalesce(jsonb_agg(jsonb_build_object(
+                    'sha', engineering._gitlab_sha(c->>'id'),
+                    'authored_at', engineering._ts(c->'authored_date'),
+                    'committed_at', coalesce(engineering._ts(c->'committed_date'), engineering._ts(c->'created_at'),
+                                             engineering._ts(c->'authored_date')),
+                    'author', c->>'author_name',
+                    'title', coalesce(nullif(c->>'title', ''), split_part(c->>'message', E'\n', 1)),
+                    'attributes', jsonb_strip_nulls(jsonb_build_object('web_url', c->'web_url',
+                                                                       'committer', c->'committer_name',
+                                                                       'author_email', c->'author_email')))),
+                         '[]')
+         FROM jsonb_array_elements(commits) c WHERE jsonb_typeof(c) = 'object'));
 END;
 $$;
 COMMENT ON FUNCTION engineering._gitlab_map_compare(integer, jsonb, bigint, jsonb) IS
@@ -422,31 +395,12 @@ LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE
 SET search_path = pg_catalog, engineering, pg_temp
 AS $$
 DECLARE
-    d engineering.deployments;
-    base text;
+    base text := engineering._choose_compare_base(dep_id);
 BEGIN
-    SELECT * INTO d FROM engineering.deployments WHERE id = dep_id;
-    IF NOT FOUND OR d.status <> 'success' THEN
-        RETURN;
-    END IF;
-    SELECT p.commit_sha INTO base
-    FROM engineering.deployments p
-    WHERE p.source_id = d.source_id AND p.service = d.service AND p.environment = d.environment
-      AND p.status = 'success' AND p.commit_sha IS NOT NULL
-      AND (p.finished_at, p.id) < (d.finished_at, d.id)
-    ORDER BY p.finished_at DESC, p.id DESC
-    LIMIT 1;
-    IF d.attributes ? 'compare_base' AND (d.attributes->>'compare_base') IS NOT DISTINCT FROM base THEN
-        RETURN;
-    END IF;
-    UPDATE engineering.deployments SET attributes = attributes || jsonb_build_object('compare_base', base)
-    WHERE id = dep_id;
-    DELETE FROM engineering.deployment_changes WHERE deployment_id = dep_id AND linked_by = 'connector';
-    -- The first deployment of an environment has no previous one: it
-    -- records nothing rather than the project's whole history.
-    IF base IS NOT NULL AND d.commit_sha IS NOT NULL AND base <> d.commit_sha THEN
+    IF base IS NOT NULL THEN
         PERFORM engineering._enqueue(src_id, 'compare',
-            engineering._gitlab_project_url(config) || '/repository/compare?from=' || base || '&to=' || d.commit_sha,
+            engineering._gitlab_project_url(config) || '/repository/compare?from=' || base || '&to='
+                || (SELECT commit_sha FROM engineering.deployments WHERE id = dep_id),
             jsonb_build_object('deployment_id', dep_id, 'base', base, 'missing_ok', true));
     END IF;
 END;
