@@ -77,6 +77,7 @@ extern const EmConnector *em_find_connector(const char *kind);
 extern char *em_database;
 extern bool em_enabled;
 extern int	em_naptime_s;
+extern int	em_slo_interval_s;
 extern int	em_http_timeout_ms;
 extern int	em_http_connect_timeout_ms;
 extern int	em_max_response_size;

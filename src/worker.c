@@ -66,6 +66,7 @@ bool		em_preloaded = false;
 char	   *em_database = NULL;
 bool		em_enabled = true;
 int			em_naptime_s = 10;
+int			em_slo_interval_s = 60;
 int			em_http_timeout_ms = 30000;
 int			em_http_connect_timeout_ms = 10000;
 int			em_max_response_size = 50 * 1024 * 1024;
@@ -75,8 +76,6 @@ char	   *em_http_ca_file = NULL;
 
 /* shortest pause between two sync workers that made no progress */
 #define EM_IDLE_FLOOR_MS	1000
-/* how often SLO alerts are evaluated */
-#define EM_SLO_INTERVAL_MS	60000
 
 typedef struct EmShared
 {
@@ -122,6 +121,11 @@ em_define_settings(void)
 	DefineCustomIntVariable("engineering_metrics.naptime",
 							"Longest pause of the background worker between two looks for due sources.",
 							NULL, &em_naptime_s, 10, 1, 3600,
+							PGC_SIGHUP, GUC_UNIT_S, NULL, NULL, NULL);
+	DefineCustomIntVariable("engineering_metrics.slo_evaluation_interval",
+							"How often the background worker evaluates the SLO alert rules.",
+							"Each evaluation records and notifies the rules that started or stopped firing.",
+							&em_slo_interval_s, 60, 1, 3600,
 							PGC_SIGHUP, GUC_UNIT_S, NULL, NULL, NULL);
 	DefineCustomIntVariable("engineering_metrics.http_timeout",
 							"Total time allowed for one HTTP request of a sync.",
@@ -423,7 +427,7 @@ next_launch_time(TimestampTz now)
 	if (em_shared->slo_present)
 	{
 		TimestampTz slo = TimestampTzPlusMilliseconds(em_shared->slo_last_eval,
-													  EM_SLO_INTERVAL_MS);
+													  em_slo_interval_s * 1000);
 
 		if (slo < next)
 			next = slo;
@@ -640,7 +644,7 @@ evaluate_slo_alerts(MemoryContext cxt)
 	SpinLockAcquire(&em_shared->mutex);
 	last = em_shared->slo_last_eval;
 	SpinLockRelease(&em_shared->mutex);
-	if (last != 0 && !TimestampDifferenceExceeds(last, now, EM_SLO_INTERVAL_MS - 500))
+	if (last != 0 && !TimestampDifferenceExceeds(last, now, em_slo_interval_s * 1000 - 500))
 		return;
 
 	PG_TRY();

@@ -44,6 +44,7 @@ $node->append_conf('postgresql.conf', qq{
 shared_preload_libraries = 'engineering_metrics'
 engineering_metrics.database = 'postgres'
 engineering_metrics.naptime = 1
+engineering_metrics.slo_evaluation_interval = 5
 timezone = 'UTC'
 track_functions = 'all'
 });
