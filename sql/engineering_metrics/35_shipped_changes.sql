@@ -47,6 +47,40 @@ $$;
 COMMENT ON FUNCTION engineering._choose_compare_base(bigint) IS
     'records which earlier successful deployment (same source, service, environment) a deployment is compared with in attributes.compare_base, drops its connector links when that changed, and returns the base commit to compare from (NULL: nothing to fetch)';
 
+CREATE FUNCTION engineering._compares_to_fetch(src_id integer, dep_ids bigint[])
+RETURNS TABLE (deployment_id bigint, base text, head text)
+LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE
+SET search_path = pg_catalog, engineering, pg_temp
+AS $$
+DECLARE
+    d record;
+    nxt bigint;
+    chosen text;
+BEGIN
+    -- Deployments arrive out of order (newest first, or by update), so a
+    -- new success may also become the base of the success after it.
+    FOR d IN SELECT x.id, x.service, x.environment, x.finished_at FROM engineering.deployments x
+             WHERE x.id = ANY(dep_ids) AND x.status = 'success' ORDER BY x.finished_at, x.id
+    LOOP
+        SELECT n.id INTO nxt FROM engineering.deployments n
+        WHERE n.source_id = src_id AND n.service = d.service AND n.environment = d.environment
+          AND n.status = 'success' AND (n.finished_at, n.id) > (d.finished_at, d.id)
+        ORDER BY n.finished_at, n.id LIMIT 1;
+        FOREACH deployment_id IN ARRAY CASE WHEN nxt IS NULL THEN ARRAY[d.id] ELSE ARRAY[d.id, nxt] END
+        LOOP
+            chosen := engineering._choose_compare_base(deployment_id);
+            IF chosen IS NOT NULL THEN
+                base := chosen;
+                SELECT x.commit_sha INTO head FROM engineering.deployments x WHERE x.id = deployment_id;
+                RETURN NEXT;
+            END IF;
+        END LOOP;
+    END LOOP;
+END;
+$$;
+COMMENT ON FUNCTION engineering._compares_to_fetch(integer, bigint[]) IS
+    'after deployments of a source became successful: (re)decides their compare bases and that of the next success of each environment, and returns the compares to fetch (deployment, base commit, head commit)';
+
 CREATE FUNCTION engineering._record_shipped_changes(src_id integer, service text, deployment_id bigint,
                                                     commits jsonb)
 RETURNS bigint

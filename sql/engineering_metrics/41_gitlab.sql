@@ -389,52 +389,20 @@ COMMENT ON FUNCTION engineering._gitlab_map_compare(integer, jsonb, bigint, json
 -- Linking deployments to the commits they shipped
 ------------------------------------------------------------------------------
 
-CREATE FUNCTION engineering._gitlab_set_compare_base(src_id integer, config jsonb, dep_id bigint)
-RETURNS void
-LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE
-SET search_path = pg_catalog, engineering, pg_temp
-AS $$
-DECLARE
-    base text := engineering._choose_compare_base(dep_id);
-BEGIN
-    IF base IS NOT NULL THEN
-        PERFORM engineering._enqueue(src_id, 'compare',
-            engineering._gitlab_project_url(config) || '/repository/compare?from=' || base || '&to='
-                || (SELECT commit_sha FROM engineering.deployments WHERE id = dep_id),
-            jsonb_build_object('deployment_id', dep_id, 'base', base, 'missing_ok', true));
-    END IF;
-END;
-$$;
-COMMENT ON FUNCTION engineering._gitlab_set_compare_base(integer, jsonb, bigint) IS
-    'decides which earlier successful deployment of the environment a deployment is compared with (attributes.compare_base) and queues the compare when it changed';
-
 CREATE FUNCTION engineering._gitlab_link(src_id integer, config jsonb, dep_ids bigint[])
 RETURNS void
 LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE
 SET search_path = pg_catalog, engineering, pg_temp
 AS $$
-DECLARE
-    d record;
-    nxt bigint;
 BEGIN
-    -- Deployments are listed by update, not by finish: a new success may
-    -- sit between two known ones and become the base of the next.
-    FOR d IN SELECT id, service, environment, finished_at FROM engineering.deployments
-             WHERE id = ANY(dep_ids) AND status = 'success' ORDER BY finished_at, id
-    LOOP
-        PERFORM engineering._gitlab_set_compare_base(src_id, config, d.id);
-        SELECT n.id INTO nxt FROM engineering.deployments n
-        WHERE n.source_id = src_id AND n.service = d.service AND n.environment = d.environment
-          AND n.status = 'success' AND (n.finished_at, n.id) > (d.finished_at, d.id)
-        ORDER BY n.finished_at, n.id LIMIT 1;
-        IF FOUND THEN
-            PERFORM engineering._gitlab_set_compare_base(src_id, config, nxt);
-        END IF;
-    END LOOP;
+    PERFORM engineering._enqueue(src_id, 'compare',
+        engineering._gitlab_project_url(config) || '/repository/compare?from=' || c.base || '&to=' || c.head,
+        jsonb_build_object('deployment_id', c.deployment_id, 'base', c.base, 'missing_ok', true))
+    FROM engineering._compares_to_fetch(src_id, dep_ids) c;
 END;
 $$;
 COMMENT ON FUNCTION engineering._gitlab_link(integer, jsonb, bigint[]) IS
-    'after deployments became successful: (re)decides their compare bases and that of the next success of each environment';
+    'after deployments became successful: queues the compares that record what they (and the next success of each environment) shipped';
 
 ------------------------------------------------------------------------------
 -- Plan and ingest (the connector interface)
