@@ -346,3 +346,31 @@ SELECT engineering._github_plan(s) FROM engineering.sources s WHERE name = 'gh-d
 SELECT stream, split_part(url, '&created=', 1) AS url,
        engineering._ts(payload->'from') = date_trunc('second', now() - interval '180 days') AS from_since
 FROM engineering.sync_tasks ORDER BY id;
+
+--
+-- a renamed service (config.service changed; alter_source then re-reads the
+-- history) reaches the rows that already exist, as does a new
+-- deployment_environment for workflow deployments
+--
+SELECT engineering._github_map_pulls(1, '{"repository": "acme/shop", "service": "storefront"}', $json$[
+  {"number": 11, "id": 9011, "title": "Add a cart ✓", "user": {"login": "mona"}, "state": "closed",
+   "created_at": "2024-05-01T08:00:00Z", "updated_at": "2024-05-02T10:00:00Z", "closed_at": "2024-05-02T09:00:00Z",
+   "merged_at": "2024-05-02T09:00:00Z", "merge_commit_sha": "EEEEEEE000000000000000000000000000000000",
+   "base": {"ref": "main"}, "head": {"ref": "cart", "sha": "eeeeeee111111111111111111111111111111111"}}
+]$json$) AS rows_changed;
+SELECT number, service FROM engineering.pull_requests WHERE source_id = 1 ORDER BY number;
+SELECT engineering._github_map_runs(2, '{"repository": "acme/web", "service": "website", "deployment_workflows": "^Deploy", "deployment_environment": "eu-prod"}',
+    'main', $json$[
+  {"id": 201, "name": "Deploy", "path": ".github/workflows/deploy.yml", "head_branch": "main",
+   "head_sha": "aaaaaaa000000000000000000000000000000001", "status": "completed", "conclusion": "success",
+   "created_at": "2024-06-01T10:00:00Z", "run_started_at": "2024-06-01T10:00:10Z", "updated_at": "2024-06-01T10:10:00Z"}
+]$json$) AS rows_changed;
+SELECT external_id, service, environment FROM engineering.deployments
+WHERE source_id = 2 AND external_id LIKE 'run:%' ORDER BY external_id;
+SELECT engineering._github_map_compare(3, '{"repository": "acme/order", "service": "orders"}',
+    (SELECT id FROM engineering.deployments WHERE source_id = 3 AND external_id = '403'),
+    '[{"sha": "bbbbbbb1111111111111111111111111111111111", "author": {"login": "mona"},
+       "commit": {"author": {"name": "Mona", "date": "2024-07-02T08:00:00+02:00"},
+                  "committer": {"name": "GitHub", "date": "2024-07-02T09:00:00+02:00"},
+                  "message": "Fix the checkout total\n\nRounded once instead of per line."}}]') AS rows_changed;
+SELECT commit_sha, service FROM engineering.changes WHERE source_id = 3 ORDER BY commit_sha;

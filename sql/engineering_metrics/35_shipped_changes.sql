@@ -105,10 +105,12 @@ BEGIN
                i.author, i.title, coalesce(i.attributes, '{}')
         FROM items i
         ON CONFLICT (source_id, external_id) DO UPDATE SET
+            service = EXCLUDED.service,
             authored_at = EXCLUDED.authored_at, committed_at = EXCLUDED.committed_at,
             author = EXCLUDED.author, title = EXCLUDED.title, attributes = ch.attributes || EXCLUDED.attributes
-        WHERE (ch.authored_at, ch.committed_at, ch.author, ch.title)
-              IS DISTINCT FROM (EXCLUDED.authored_at, EXCLUDED.committed_at, EXCLUDED.author, EXCLUDED.title)
+        WHERE (ch.service, ch.authored_at, ch.committed_at, ch.author, ch.title)
+              IS DISTINCT FROM (EXCLUDED.service, EXCLUDED.authored_at, EXCLUDED.committed_at, EXCLUDED.author,
+                                EXCLUDED.title)
         RETURNING 1)
     SELECT count(*) INTO n_changes FROM up;
 

@@ -192,11 +192,13 @@ BEGIN
           AND m.status = 'success' AND m.branch = default_branch
           AND (m.pipeline ~ re OR coalesce(m.path, '') ~ re)
         ON CONFLICT (source_id, external_id) DO UPDATE SET
+            service = EXCLUDED.service, environment = EXCLUDED.environment,
             commit_sha = EXCLUDED.commit_sha, started_at = EXCLUDED.started_at,
             finished_at = EXCLUDED.finished_at, url = EXCLUDED.url,
             attributes = d.attributes || EXCLUDED.attributes
-        WHERE (d.commit_sha, d.started_at, d.finished_at, d.url)
-              IS DISTINCT FROM (EXCLUDED.commit_sha, EXCLUDED.started_at, EXCLUDED.finished_at, EXCLUDED.url)
+        WHERE (d.service, d.environment, d.commit_sha, d.started_at, d.finished_at, d.url)
+              IS DISTINCT FROM (EXCLUDED.service, EXCLUDED.environment, EXCLUDED.commit_sha, EXCLUDED.started_at,
+                                EXCLUDED.finished_at, EXCLUDED.url)
         RETURNING d.id, d.attributes ? 'compare_base' AS linked)
     SELECT (SELECT count(*) FROM runs_up), (SELECT count(*) FROM deploys_up),
            (SELECT array_agg(id ORDER BY id) FILTER (WHERE NOT linked) FROM deploys_up)
@@ -325,9 +327,9 @@ BEGIN
             service = EXCLUDED.service, title = EXCLUDED.title, author = EXCLUDED.author,
             opened_at = EXCLUDED.opened_at, merged_at = EXCLUDED.merged_at,
             merge_commit_sha = EXCLUDED.merge_commit_sha, attributes = pr.attributes || EXCLUDED.attributes
-        WHERE (pr.title, pr.author, pr.opened_at, pr.merged_at, pr.merge_commit_sha, pr.attributes)
-              IS DISTINCT FROM (EXCLUDED.title, EXCLUDED.author, EXCLUDED.opened_at, EXCLUDED.merged_at,
-                                EXCLUDED.merge_commit_sha, pr.attributes || EXCLUDED.attributes)
+        WHERE (pr.service, pr.title, pr.author, pr.opened_at, pr.merged_at, pr.merge_commit_sha, pr.attributes)
+              IS DISTINCT FROM (EXCLUDED.service, EXCLUDED.title, EXCLUDED.author, EXCLUDED.opened_at,
+                                EXCLUDED.merged_at, EXCLUDED.merge_commit_sha, pr.attributes || EXCLUDED.attributes)
         RETURNING 1)
     SELECT count(*) INTO n FROM up;
     RETURN n;
