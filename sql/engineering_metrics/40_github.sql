@@ -112,6 +112,8 @@ LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE
 SET search_path = pg_catalog, engineering, pg_temp
 AS $$
 DECLARE
+    run_rows engineering.pipeline_runs[];
+    deploy_rows engineering.deployments[];
     n_runs bigint;
     n_deploys bigint;
     new_deploys bigint[];
@@ -155,54 +157,28 @@ BEGIN
                                       WHEN a.attempt > 1 THEN t.created END AS s) s1
             WHERE jsonb_typeof(r) = 'object' AND r->>'id' ~ '^\d{1,18}$'
         ) x
-        ORDER BY external_id),
-    runs_up AS (
-        INSERT INTO engineering.pipeline_runs AS p
-            (source_id, external_id, service, pipeline, branch, commit_sha, event, status,
-             queued_at, started_at, finished_at, attempt, url, attributes)
-        SELECT src_id, m.external_id, service, m.pipeline, m.branch, m.commit_sha, m.event, m.status,
-               m.queued_at, m.started_at, m.finished_at, m.attempt, m.url, m.attributes
-        FROM m
-        ON CONFLICT (source_id, external_id) DO UPDATE SET
-            service = EXCLUDED.service, pipeline = EXCLUDED.pipeline, branch = EXCLUDED.branch,
-            commit_sha = EXCLUDED.commit_sha, event = EXCLUDED.event, status = EXCLUDED.status,
-            queued_at = EXCLUDED.queued_at, started_at = EXCLUDED.started_at,
-            finished_at = EXCLUDED.finished_at, url = EXCLUDED.url,
-            attributes = p.attributes || EXCLUDED.attributes
-        WHERE (p.service, p.pipeline, p.branch, p.commit_sha, p.event, p.status, p.queued_at,
-               p.started_at, p.finished_at, p.url, p.attributes)
-              IS DISTINCT FROM
-              (EXCLUDED.service, EXCLUDED.pipeline, EXCLUDED.branch, EXCLUDED.commit_sha, EXCLUDED.event,
-               EXCLUDED.status, EXCLUDED.queued_at, EXCLUDED.started_at, EXCLUDED.finished_at,
-               EXCLUDED.url, p.attributes || EXCLUDED.attributes)
-        RETURNING 1),
-    -- Repositories that deploy from a workflow instead of the Deployments
-    -- API: each successful run of a matching workflow on the default
-    -- branch is a deployment.
-    deploys_up AS (
-        INSERT INTO engineering.deployments AS d
-            (source_id, external_id, service, environment, commit_sha, started_at, finished_at,
-             status, url, attributes)
-        SELECT src_id, 'run:' || m.external_id, service,
-               coalesce(config->>'deployment_environment', 'production'), m.commit_sha,
-               m.started_at, m.finished_at, 'success', m.url,
-               jsonb_build_object('workflow_run_id', m.run_id, 'attempt', m.attempt, 'workflow', m.pipeline)
-        FROM m
-        WHERE re IS NOT NULL AND default_branch IS NOT NULL
-          AND m.status = 'success' AND m.branch = default_branch
-          AND (m.pipeline ~ re OR coalesce(m.path, '') ~ re)
-        ON CONFLICT (source_id, external_id) DO UPDATE SET
-            service = EXCLUDED.service, environment = EXCLUDED.environment,
-            commit_sha = EXCLUDED.commit_sha, started_at = EXCLUDED.started_at,
-            finished_at = EXCLUDED.finished_at, url = EXCLUDED.url,
-            attributes = d.attributes || EXCLUDED.attributes
-        WHERE (d.service, d.environment, d.commit_sha, d.started_at, d.finished_at, d.url)
-              IS DISTINCT FROM (EXCLUDED.service, EXCLUDED.environment, EXCLUDED.commit_sha, EXCLUDED.started_at,
-                                EXCLUDED.finished_at, EXCLUDED.url)
-        RETURNING d.id, d.attributes ? 'compare_base' AS linked)
-    SELECT (SELECT count(*) FROM runs_up), (SELECT count(*) FROM deploys_up),
-           (SELECT array_agg(id ORDER BY id) FILTER (WHERE NOT linked) FROM deploys_up)
-    INTO n_runs, n_deploys, new_deploys;
+        ORDER BY external_id)
+    SELECT array_agg(ROW(NULL, src_id, m.external_id, service, m.pipeline, m.branch, m.commit_sha, m.event,
+                         m.status, m.queued_at, m.started_at, m.finished_at, m.attempt, m.url,
+                         m.attributes)::engineering.pipeline_runs),
+           -- Repositories that deploy from a workflow instead of the
+           -- Deployments API: each successful run of a matching workflow on
+           -- the default branch is a deployment.
+           array_agg(ROW(NULL, src_id, 'run:' || m.external_id, service,
+                         coalesce(config->>'deployment_environment', 'production'), m.commit_sha,
+                         m.started_at, m.finished_at, 'success', m.url,
+                         jsonb_build_object('workflow_run_id', m.run_id, 'attempt', m.attempt,
+                                            'workflow', m.pipeline))::engineering.deployments)
+               FILTER (WHERE re IS NOT NULL AND default_branch IS NOT NULL
+                         AND m.status = 'success' AND m.branch = default_branch
+                         AND (m.pipeline ~ re OR coalesce(m.path, '') ~ re))
+    INTO run_rows, deploy_rows
+    FROM m;
+
+    n_runs := engineering._upsert_pipeline_runs(run_rows);
+    SELECT count(*), array_agg(u.id ORDER BY u.id) FILTER (WHERE NOT u.compare_decided)
+    INTO n_deploys, new_deploys
+    FROM engineering._upsert_deployments(deploy_rows) u;
 
     IF new_deploys IS NOT NULL THEN
         PERFORM engineering._github_link(src_id, config, new_deploys);
@@ -259,29 +235,21 @@ BEGIN
         finished := started;    -- a status stamped before the request: clock skew
     END IF;
 
-    INSERT INTO engineering.deployments AS d
-        (source_id, external_id, service, environment, commit_sha, started_at, finished_at, status, url, attributes)
-    VALUES (src_id, deployment->>'id', engineering._github_service(config),
-            coalesce(nullif(btrim(deployment->>'environment'), ''), 'production'),
-            engineering._github_sha(deployment->>'sha'), started, finished, dep_status, st.url,
-            jsonb_strip_nulls(jsonb_build_object(
-                'github_id', deployment->'id', 'ref', deployment->'ref', 'task', deployment->'task',
-                'github_state', st.latest_state, 'creator', deployment->'creator'->'login',
-                'production_environment', deployment->'production_environment',
-                'transient_environment', deployment->'transient_environment',
-                'deployment', jsonb_strip_nulls(jsonb_build_object(
-                    'id', deployment->'id', 'sha', deployment->'sha', 'ref', deployment->'ref',
-                    'task', deployment->'task', 'environment', deployment->'environment',
-                    'created_at', deployment->'created_at',
-                    'production_environment', deployment->'production_environment')))))
-    ON CONFLICT (source_id, external_id) DO UPDATE SET
-        service = EXCLUDED.service, environment = EXCLUDED.environment, commit_sha = EXCLUDED.commit_sha,
-        started_at = EXCLUDED.started_at, finished_at = EXCLUDED.finished_at, status = EXCLUDED.status,
-        url = EXCLUDED.url, attributes = d.attributes || EXCLUDED.attributes
-    WHERE (d.service, d.environment, d.commit_sha, d.started_at, d.finished_at, d.status, d.url, d.attributes)
-          IS DISTINCT FROM (EXCLUDED.service, EXCLUDED.environment, EXCLUDED.commit_sha, EXCLUDED.started_at,
-                            EXCLUDED.finished_at, EXCLUDED.status, EXCLUDED.url, d.attributes || EXCLUDED.attributes)
-    RETURNING d.id, d.attributes ? 'compare_base' INTO dep_id, was_linked;
+    SELECT u.id, u.compare_decided INTO dep_id, was_linked
+    FROM engineering._upsert_deployments(ARRAY[ROW(
+        NULL, src_id, deployment->>'id', engineering._github_service(config),
+        coalesce(nullif(btrim(deployment->>'environment'), ''), 'production'),
+        engineering._github_sha(deployment->>'sha'), started, finished, dep_status, st.url,
+        jsonb_strip_nulls(jsonb_build_object(
+            'github_id', deployment->'id', 'ref', deployment->'ref', 'task', deployment->'task',
+            'github_state', st.latest_state, 'creator', deployment->'creator'->'login',
+            'production_environment', deployment->'production_environment',
+            'transient_environment', deployment->'transient_environment',
+            'deployment', jsonb_strip_nulls(jsonb_build_object(
+                'id', deployment->'id', 'sha', deployment->'sha', 'ref', deployment->'ref',
+                'task', deployment->'task', 'environment', deployment->'environment',
+                'created_at', deployment->'created_at',
+                'production_environment', deployment->'production_environment')))))::engineering.deployments]) u;
 
     IF dep_status = 'success' AND dep_id IS NOT NULL AND NOT was_linked THEN
         PERFORM engineering._github_link(src_id, config, ARRAY[dep_id]);
@@ -310,28 +278,18 @@ BEGIN
               FROM jsonb_array_elements(pulls) p
               WHERE jsonb_typeof(p) = 'object' AND p->>'number' ~ '^[1-9]\d{0,8}$') x
         WHERE merged IS NOT NULL AND opened IS NOT NULL
-        ORDER BY number),
-    up AS (
-        INSERT INTO engineering.pull_requests AS pr
-            (source_id, external_id, service, number, title, author, opened_at, merged_at,
-             merge_commit_sha, attributes)
-        SELECT src_id, number::text, engineering._github_service(config), number, p->>'title',
-               p->'user'->>'login', opened, greatest(merged, opened),
+        ORDER BY number)
+    SELECT engineering._upsert_pull_requests(array_agg(ROW(
+               NULL, src_id, number::text, engineering._github_service(config), number, p->>'title',
+               p->'user'->>'login', opened, NULL, greatest(merged, opened),
                engineering._github_sha(p->>'merge_commit_sha'),
                jsonb_strip_nulls(jsonb_build_object(
                    'github_id', p->'id', 'base_ref', p->'base'->'ref', 'head_ref', p->'head'->'ref',
                    'head_sha', p->'head'->'sha', 'closed_at', p->'closed_at',
                    'updated_at', p->'updated_at', 'html_url', p->'html_url'))
-        FROM items
-        ON CONFLICT (source_id, external_id) DO UPDATE SET
-            service = EXCLUDED.service, title = EXCLUDED.title, author = EXCLUDED.author,
-            opened_at = EXCLUDED.opened_at, merged_at = EXCLUDED.merged_at,
-            merge_commit_sha = EXCLUDED.merge_commit_sha, attributes = pr.attributes || EXCLUDED.attributes
-        WHERE (pr.service, pr.title, pr.author, pr.opened_at, pr.merged_at, pr.merge_commit_sha, pr.attributes)
-              IS DISTINCT FROM (EXCLUDED.service, EXCLUDED.title, EXCLUDED.author, EXCLUDED.opened_at,
-                                EXCLUDED.merged_at, EXCLUDED.merge_commit_sha, pr.attributes || EXCLUDED.attributes)
-        RETURNING 1)
-    SELECT count(*) INTO n FROM up;
+           )::engineering.pull_requests))
+    INTO n
+    FROM items;
     RETURN n;
 END;
 $$;

@@ -175,28 +175,12 @@ BEGIN
             WHERE jsonb_typeof(p) = 'object' AND p->>'id' ~ '^[0-9]{1,18}$'
               AND (t.queued IS NOT NULL OR t.started IS NOT NULL)
         ) x
-        ORDER BY external_id, o),
-    up AS (
-        INSERT INTO engineering.pipeline_runs AS r
-            (source_id, external_id, service, pipeline, branch, commit_sha, event, status,
-             queued_at, started_at, finished_at, attempt, url, attributes)
-        SELECT src_id, m.external_id, service, m.pipeline, m.branch, m.commit_sha, m.event, m.status,
-               m.queued, m.started, m.finished, 1, m.url, m.attributes
-        FROM m
-        ON CONFLICT (source_id, external_id) DO UPDATE SET
-            service = EXCLUDED.service, pipeline = EXCLUDED.pipeline, branch = EXCLUDED.branch,
-            commit_sha = EXCLUDED.commit_sha, event = EXCLUDED.event, status = EXCLUDED.status,
-            queued_at = EXCLUDED.queued_at, started_at = EXCLUDED.started_at,
-            finished_at = EXCLUDED.finished_at, url = EXCLUDED.url,
-            attributes = r.attributes || EXCLUDED.attributes
-        WHERE (r.service, r.pipeline, r.branch, r.commit_sha, r.event, r.status, r.queued_at,
-               r.started_at, r.finished_at, r.url, r.attributes)
-              IS DISTINCT FROM
-              (EXCLUDED.service, EXCLUDED.pipeline, EXCLUDED.branch, EXCLUDED.commit_sha, EXCLUDED.event,
-               EXCLUDED.status, EXCLUDED.queued_at, EXCLUDED.started_at, EXCLUDED.finished_at,
-               EXCLUDED.url, r.attributes || EXCLUDED.attributes)
-        RETURNING 1)
-    SELECT count(*) INTO n FROM up;
+        ORDER BY external_id, o)
+    SELECT engineering._upsert_pipeline_runs(array_agg(ROW(
+               NULL, src_id, m.external_id, service, m.pipeline, m.branch, m.commit_sha, m.event, m.status,
+               m.queued, m.started, m.finished, 1, m.url, m.attributes)::engineering.pipeline_runs))
+    INTO n
+    FROM m;
     RETURN n;
 END;
 $$;
@@ -243,27 +227,13 @@ BEGIN
             WHERE jsonb_typeof(d) = 'object' AND d->>'id' ~ '^[0-9]{1,18}$'
               AND (st.status = 'running' OR coalesce(t.job_finished, t.updated) IS NOT NULL)
         ) x
-        ORDER BY external_id, o),
-    up AS (
-        INSERT INTO engineering.deployments AS dep
-            (source_id, external_id, service, environment, commit_sha, started_at, finished_at,
-             status, url, attributes)
-        SELECT src_id, m.external_id, service, m.environment, m.commit_sha, m.started, m.finished,
-               m.status, m.url, m.attributes
-        FROM m
-        ON CONFLICT (source_id, external_id) DO UPDATE SET
-            service = EXCLUDED.service, environment = EXCLUDED.environment, commit_sha = EXCLUDED.commit_sha,
-            started_at = EXCLUDED.started_at, finished_at = EXCLUDED.finished_at, status = EXCLUDED.status,
-            url = EXCLUDED.url, attributes = dep.attributes || EXCLUDED.attributes
-        WHERE (dep.service, dep.environment, dep.commit_sha, dep.started_at, dep.finished_at, dep.status,
-               dep.url, dep.attributes)
-              IS DISTINCT FROM
-              (EXCLUDED.service, EXCLUDED.environment, EXCLUDED.commit_sha, EXCLUDED.started_at,
-               EXCLUDED.finished_at, EXCLUDED.status, EXCLUDED.url, dep.attributes || EXCLUDED.attributes)
-        RETURNING dep.id, dep.status, dep.attributes ? 'compare_base' AS linked)
-    SELECT count(*), array_agg(id ORDER BY id) FILTER (WHERE status = 'success' AND NOT linked)
+        ORDER BY external_id, o)
+    SELECT count(*), array_agg(u.id ORDER BY u.id) FILTER (WHERE u.status = 'success' AND NOT u.compare_decided)
     INTO n, newly_successful
-    FROM up;
+    FROM engineering._upsert_deployments((
+             SELECT array_agg(ROW(NULL, src_id, m.external_id, service, m.environment, m.commit_sha,
+                                  m.started, m.finished, m.status, m.url, m.attributes)::engineering.deployments)
+             FROM m)) u;
 
     IF newly_successful IS NOT NULL THEN
         PERFORM engineering._gitlab_link(src_id, config, newly_successful);
@@ -297,13 +267,10 @@ BEGIN
               WHERE jsonb_typeof(m) = 'object' AND m->>'iid' ~ '^[1-9][0-9]{0,8}$'
                 AND m->>'state' = 'merged') x
         WHERE opened IS NOT NULL AND merged IS NOT NULL
-        ORDER BY iid, o),
-    up AS (
-        INSERT INTO engineering.pull_requests AS pr
-            (source_id, external_id, service, number, title, author, opened_at, merged_at,
-             merge_commit_sha, attributes)
-        SELECT src_id, iid::text, engineering._gitlab_service(config), iid, m->>'title',
-               m->'author'->>'username', opened, greatest(merged, opened),
+        ORDER BY iid, o)
+    SELECT engineering._upsert_pull_requests(array_agg(ROW(
+               NULL, src_id, iid::text, engineering._gitlab_service(config), iid, m->>'title',
+               m->'author'->>'username', opened, NULL, greatest(merged, opened),
                coalesce(engineering._gitlab_sha(m->>'merge_commit_sha'),
                         engineering._gitlab_sha(m->>'squash_commit_sha'),
                         engineering._gitlab_sha(m->>'sha')),
@@ -313,16 +280,9 @@ BEGIN
                    'merged_by', coalesce(m->'merge_user'->'username', m->'merged_by'->'username'),
                    'updated_at', m->'updated_at', 'web_url', m->'web_url',
                    'merged_at_estimated', CASE WHEN estimated THEN true END))
-        FROM items
-        ON CONFLICT (source_id, external_id) DO UPDATE SET
-            service = EXCLUDED.service, title = EXCLUDED.title, author = EXCLUDED.author,
-            opened_at = EXCLUDED.opened_at, merged_at = EXCLUDED.merged_at,
-            merge_commit_sha = EXCLUDED.merge_commit_sha, attributes = pr.attributes || EXCLUDED.attributes
-        WHERE (pr.service, pr.title, pr.author, pr.opened_at, pr.merged_at, pr.merge_commit_sha, pr.attributes)
-              IS DISTINCT FROM (EXCLUDED.service, EXCLUDED.title, EXCLUDED.author, EXCLUDED.opened_at,
-                                EXCLUDED.merged_at, EXCLUDED.merge_commit_sha, pr.attributes || EXCLUDED.attributes)
-        RETURNING 1)
-    SELECT count(*) INTO n FROM up;
+           )::engineering.pull_requests))
+    INTO n
+    FROM items;
     RETURN n;
 END;
 $$;

@@ -184,6 +184,8 @@ LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE
 SET search_path = pg_catalog, engineering, pg_temp
 AS $$
 DECLARE
+    run_rows engineering.pipeline_runs[];
+    deploy_rows engineering.deployments[];
     n_runs bigint;
     n_deploys bigint;
     service text := engineering._jenkins_service(config, root, path);
@@ -241,12 +243,9 @@ BEGIN
             WHERE jsonb_typeof(b) = 'object' AND b->>'number' ~ '^[0-9]{1,9}$'
               AND jsonb_typeof(b->'timestamp') = 'number'
         ) x
-        ORDER BY external_id, o),
-    runs_up AS (
-        INSERT INTO engineering.pipeline_runs AS r
-            (source_id, external_id, service, pipeline, branch, commit_sha, event, status,
-             queued_at, started_at, finished_at, attempt, url, attributes)
-        SELECT src_id, m.external_id, service, path, m.branch, m.commit_sha,
+        ORDER BY external_id, o)
+    SELECT array_agg(ROW(
+               NULL, src_id, m.external_id, service, path, m.branch, m.commit_sha,
                engineering._jenkins_event((SELECT a->'causes' FROM jsonb_array_elements(
                    CASE WHEN jsonb_typeof(m.b->'actions') = 'array' THEN m.b->'actions' ELSE '[]' END) a
                    WHERE jsonb_typeof(a->'causes') = 'array' LIMIT 1)),
@@ -256,41 +255,21 @@ BEGIN
                    'jenkins_result', m.b->'result', 'building', m.b->'building',
                    'duration_ms', m.b->'duration', 'queue_id', m.b->'queueId',
                    'remote_urls', m.remote_urls, 'branch_hint', branch_hint))
-        FROM m
-        ON CONFLICT (source_id, external_id) DO UPDATE SET
-            service = EXCLUDED.service, pipeline = EXCLUDED.pipeline, branch = EXCLUDED.branch,
-            commit_sha = EXCLUDED.commit_sha, event = EXCLUDED.event, status = EXCLUDED.status,
-            queued_at = EXCLUDED.queued_at, started_at = EXCLUDED.started_at,
-            finished_at = EXCLUDED.finished_at, url = EXCLUDED.url,
-            attributes = r.attributes - 'jenkins_missing' || EXCLUDED.attributes
-        WHERE (r.service, r.pipeline, r.branch, r.commit_sha, r.event, r.status, r.queued_at,
-               r.started_at, r.finished_at, r.url, r.attributes)
-              IS DISTINCT FROM
-              (EXCLUDED.service, EXCLUDED.pipeline, EXCLUDED.branch, EXCLUDED.commit_sha, EXCLUDED.event,
-               EXCLUDED.status, EXCLUDED.queued_at, EXCLUDED.started_at, EXCLUDED.finished_at,
-               EXCLUDED.url, r.attributes - 'jenkins_missing' || EXCLUDED.attributes)
-        RETURNING 1),
-    deploys_up AS (
-        INSERT INTO engineering.deployments AS d
-            (source_id, external_id, service, environment, commit_sha, started_at, finished_at,
-             status, url, attributes)
-        SELECT src_id, m.external_id, service,
+           )::engineering.pipeline_runs),
+           array_agg(ROW(
+               NULL, src_id, m.external_id, service,
                coalesce(nullif(btrim(m.environment_param), ''), config->>'deployment_environment', 'production'),
                m.commit_sha, m.started, m.finished,
                CASE m.status WHEN 'skipped' THEN 'cancelled' ELSE m.status END, m.b->>'url',
                jsonb_build_object('job', path, 'number', (m.b->>'number')::integer, 'jenkins_result', m.b->'result')
-        FROM m
-        WHERE is_deploy
-        ON CONFLICT (source_id, external_id) DO UPDATE SET
-            service = EXCLUDED.service, environment = EXCLUDED.environment, commit_sha = EXCLUDED.commit_sha,
-            started_at = EXCLUDED.started_at, finished_at = EXCLUDED.finished_at, status = EXCLUDED.status,
-            url = EXCLUDED.url, attributes = d.attributes || EXCLUDED.attributes
-        WHERE (d.service, d.environment, d.commit_sha, d.started_at, d.finished_at, d.status, d.url, d.attributes)
-              IS DISTINCT FROM
-              (EXCLUDED.service, EXCLUDED.environment, EXCLUDED.commit_sha, EXCLUDED.started_at,
-               EXCLUDED.finished_at, EXCLUDED.status, EXCLUDED.url, d.attributes || EXCLUDED.attributes)
-        RETURNING 1)
-    SELECT (SELECT count(*) FROM runs_up), (SELECT count(*) FROM deploys_up) INTO n_runs, n_deploys;
+           )::engineering.deployments) FILTER (WHERE is_deploy)
+    INTO run_rows, deploy_rows
+    FROM m;
+
+    -- a build seen again is no longer missing
+    n_runs := engineering._upsert_pipeline_runs(run_rows, cleared_keys => '{jenkins_missing}');
+    SELECT count(*) INTO n_deploys
+    FROM engineering._upsert_deployments(deploy_rows);
     RETURN n_runs + n_deploys;
 END;
 $$;

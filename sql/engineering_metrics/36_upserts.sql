@@ -1,0 +1,98 @@
+-- engineering_metrics: the one rule by which every connector writes a
+-- synced pipeline run, deployment or pull request.
+--
+-- A connector maps its vendor's JSON to rows of the event table and hands
+-- them over here.  Keeping the upsert in one place keeps the rule the same
+-- for every vendor: rows are keyed by (source_id, external_id); a row is
+-- rewritten only when something in it changed, so that "rows changed"
+-- counts real changes and an unchanged page leaves no dead tuples; the
+-- attributes merge, so that keys written by other steps (compare_base,
+-- first commits) survive a refresh, except the keys the caller names as
+-- made stale by a fresh copy (Jenkins' mark of a build it lost); and rows are written in external_id
+-- order, so that two sessions syncing the same source lock rows in the
+-- same order and never deadlock.  Columns other steps own (id,
+-- first_commit_at) are never taken from the rows given.
+
+CREATE FUNCTION engineering._upsert_pipeline_runs(runs engineering.pipeline_runs[],
+                                                  cleared_keys text[] DEFAULT '{}')
+RETURNS bigint
+LANGUAGE sql VOLATILE PARALLEL UNSAFE
+SET search_path = pg_catalog, engineering, pg_temp
+AS $$
+WITH up AS (
+    INSERT INTO engineering.pipeline_runs AS p
+        (source_id, external_id, service, pipeline, branch, commit_sha, event, status,
+         queued_at, started_at, finished_at, attempt, url, attributes)
+    SELECT r.source_id, r.external_id, r.service, r.pipeline, r.branch, r.commit_sha, r.event, r.status,
+           r.queued_at, r.started_at, r.finished_at, coalesce(r.attempt, 1), r.url, coalesce(r.attributes, '{}')
+    FROM unnest(runs) r
+    ORDER BY r.external_id
+    ON CONFLICT (source_id, external_id) DO UPDATE SET
+        service = EXCLUDED.service, pipeline = EXCLUDED.pipeline, branch = EXCLUDED.branch,
+        commit_sha = EXCLUDED.commit_sha, event = EXCLUDED.event, status = EXCLUDED.status,
+        queued_at = EXCLUDED.queued_at, started_at = EXCLUDED.started_at,
+        finished_at = EXCLUDED.finished_at, url = EXCLUDED.url,
+        attributes = p.attributes - cleared_keys || EXCLUDED.attributes
+    WHERE (p.service, p.pipeline, p.branch, p.commit_sha, p.event, p.status, p.queued_at,
+           p.started_at, p.finished_at, p.url, p.attributes)
+          IS DISTINCT FROM
+          (EXCLUDED.service, EXCLUDED.pipeline, EXCLUDED.branch, EXCLUDED.commit_sha, EXCLUDED.event,
+           EXCLUDED.status, EXCLUDED.queued_at, EXCLUDED.started_at, EXCLUDED.finished_at,
+           EXCLUDED.url, p.attributes - cleared_keys || EXCLUDED.attributes)
+    RETURNING 1)
+SELECT count(*) FROM up;
+$$;
+COMMENT ON FUNCTION engineering._upsert_pipeline_runs(engineering.pipeline_runs[], text[]) IS
+    'writes synced pipeline runs keyed by (source_id, external_id), rewriting a row only when it changed (attributes merge, less cleared_keys, which a fresh copy makes stale; the attempt of a stored row is kept); returns the rows changed';
+
+CREATE FUNCTION engineering._upsert_deployments(deployments engineering.deployments[],
+                                                cleared_keys text[] DEFAULT '{}')
+RETURNS TABLE (id bigint, status text, compare_decided boolean)
+LANGUAGE sql VOLATILE PARALLEL UNSAFE
+SET search_path = pg_catalog, engineering, pg_temp
+AS $$
+INSERT INTO engineering.deployments AS d
+    (source_id, external_id, service, environment, commit_sha, started_at, finished_at,
+     status, url, attributes)
+SELECT r.source_id, r.external_id, r.service, coalesce(r.environment, 'production'), r.commit_sha,
+       r.started_at, r.finished_at, r.status, r.url, coalesce(r.attributes, '{}')
+FROM unnest(deployments) r
+ORDER BY r.external_id
+ON CONFLICT (source_id, external_id) DO UPDATE SET
+    service = EXCLUDED.service, environment = EXCLUDED.environment, commit_sha = EXCLUDED.commit_sha,
+    started_at = EXCLUDED.started_at, finished_at = EXCLUDED.finished_at, status = EXCLUDED.status,
+    url = EXCLUDED.url, attributes = d.attributes - cleared_keys || EXCLUDED.attributes
+WHERE (d.service, d.environment, d.commit_sha, d.started_at, d.finished_at, d.status, d.url, d.attributes)
+      IS DISTINCT FROM (EXCLUDED.service, EXCLUDED.environment, EXCLUDED.commit_sha, EXCLUDED.started_at,
+                        EXCLUDED.finished_at, EXCLUDED.status, EXCLUDED.url,
+                        d.attributes - cleared_keys || EXCLUDED.attributes)
+RETURNING d.id, d.status, d.attributes ? 'compare_base';
+$$;
+COMMENT ON FUNCTION engineering._upsert_deployments(engineering.deployments[], text[]) IS
+    'writes synced deployments keyed by (source_id, external_id), rewriting a row only when it changed (attributes merge, less cleared_keys, which a fresh copy makes stale); returns each changed row''s id, its status and whether a compare base was already chosen for it';
+
+CREATE FUNCTION engineering._upsert_pull_requests(pulls engineering.pull_requests[])
+RETURNS bigint
+LANGUAGE sql VOLATILE PARALLEL UNSAFE
+SET search_path = pg_catalog, engineering, pg_temp
+AS $$
+WITH up AS (
+    INSERT INTO engineering.pull_requests AS pr
+        (source_id, external_id, service, number, title, author, opened_at, merged_at,
+         merge_commit_sha, attributes)
+    SELECT r.source_id, r.external_id, r.service, r.number, r.title, r.author, r.opened_at, r.merged_at,
+           r.merge_commit_sha, coalesce(r.attributes, '{}')
+    FROM unnest(pulls) r
+    ORDER BY r.external_id
+    ON CONFLICT (source_id, external_id) DO UPDATE SET
+        service = EXCLUDED.service, title = EXCLUDED.title, author = EXCLUDED.author,
+        opened_at = EXCLUDED.opened_at, merged_at = EXCLUDED.merged_at,
+        merge_commit_sha = EXCLUDED.merge_commit_sha, attributes = pr.attributes || EXCLUDED.attributes
+    WHERE (pr.service, pr.title, pr.author, pr.opened_at, pr.merged_at, pr.merge_commit_sha, pr.attributes)
+          IS DISTINCT FROM (EXCLUDED.service, EXCLUDED.title, EXCLUDED.author, EXCLUDED.opened_at,
+                            EXCLUDED.merged_at, EXCLUDED.merge_commit_sha, pr.attributes || EXCLUDED.attributes)
+    RETURNING 1)
+SELECT count(*) FROM up;
+$$;
+COMMENT ON FUNCTION engineering._upsert_pull_requests(engineering.pull_requests[]) IS
+    'writes synced pull requests keyed by (source_id, external_id), rewriting a row only when it changed (attributes merge; first_commit_at, set from the commits, is kept); returns the rows changed';
