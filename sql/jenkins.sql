@@ -217,6 +217,26 @@ SELECT pg_temp.ingest('jk', 'build', '/job/shop/job/build/302/api/json',
     '{"path": "shop/build", "root": "shop/build", "number": 302, "missing_ok": true}', NULL) AS gone;
 SELECT external_id, status, finished_at, attributes->>'jenkins_missing' AS missing
 FROM engineering.pipeline_runs WHERE external_id IN ('shop/build#301', 'shop/build#302') ORDER BY 1;
+-- a running deployment given up is marked missing on both rows; when the
+-- build turns up again (restored from a backup), the mark goes from both
+SELECT pg_temp.ingest('jk', 'build', '/job/shop/job/deploy-prod/8/api/json',
+    '{"path": "shop/deploy-prod", "root": "shop/deploy-prod", "number": 8, "missing_ok": true}',
+    '{"number": 8, "timestamp": 1650034800000, "result": null, "building": true, "duration": 0}') AS rows_changed;
+SELECT pg_temp.ingest('jk', 'build', '/job/shop/job/deploy-prod/8/api/json',
+    '{"path": "shop/deploy-prod", "root": "shop/deploy-prod", "number": 8, "missing_ok": true}', NULL) AS gone;
+SELECT 'run' AS row, status, attributes->>'jenkins_missing' AS missing
+FROM engineering.pipeline_runs WHERE external_id = 'shop/deploy-prod#8'
+UNION ALL
+SELECT 'deployment', status, attributes->>'jenkins_missing'
+FROM engineering.deployments WHERE external_id = 'shop/deploy-prod#8';
+SELECT pg_temp.ingest('jk', 'build', '/job/shop/job/deploy-prod/8/api/json',
+    '{"path": "shop/deploy-prod", "root": "shop/deploy-prod", "number": 8, "missing_ok": true}',
+    '{"number": 8, "timestamp": 1650034800000, "result": "SUCCESS", "building": false, "duration": 60000}') AS rows_changed;
+SELECT 'run' AS row, status, finished_at, attributes->>'jenkins_missing' AS missing
+FROM engineering.pipeline_runs WHERE external_id = 'shop/deploy-prod#8'
+UNION ALL
+SELECT 'deployment', status, finished_at, attributes->>'jenkins_missing'
+FROM engineering.deployments WHERE external_id = 'shop/deploy-prod#8';
 SELECT pg_temp.ingest('jk', 'build', '/x', '{"path": "shop/build", "root": "shop/build", "number": 1}', '[1]');
 SELECT pg_temp.ingest('jk', 'mystery', '/x', '{}', '{}');
 

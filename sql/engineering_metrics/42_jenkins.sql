@@ -269,7 +269,7 @@ BEGIN
     -- a build seen again is no longer missing
     n_runs := engineering._upsert_pipeline_runs(run_rows, cleared_keys => '{jenkins_missing}');
     SELECT count(*) INTO n_deploys
-    FROM engineering._upsert_deployments(deploy_rows);
+    FROM engineering._upsert_deployments(deploy_rows, cleared_keys => '{jenkins_missing}');
     RETURN n_runs + n_deploys;
 END;
 $$;
