@@ -1,5 +1,6 @@
 -- engineering_metrics: the one rule by which every connector writes a
--- synced pipeline run, deployment or pull request.
+-- synced pipeline run, deployment or pull request (and a pull request's
+-- first commit).
 --
 -- A connector maps its vendor's JSON to rows of the event table and hands
 -- them over here.  Keeping the upsert in one place keeps the rule the same
@@ -7,11 +8,11 @@
 -- rewritten only when something in it changed, so that "rows changed"
 -- counts real changes and an unchanged page leaves no dead tuples; the
 -- attributes merge, so that keys written by other steps (compare_base,
--- first commits) survive a refresh, except the keys the caller names as
--- made stale by a fresh copy (Jenkins' mark of a build it lost); and rows are written in external_id
--- order, so that two sessions syncing the same source lock rows in the
--- same order and never deadlock.  Columns other steps own (id,
--- first_commit_at) are never taken from the rows given.
+-- commits_fetched) survive a refresh, less the keys the caller names as
+-- made stale by a fresh copy (Jenkins' mark of a build it lost); and rows
+-- are written in external_id order, so that two sessions syncing the same
+-- source lock rows in the same order and never deadlock.  Columns other
+-- steps own (id, first_commit_at) are never taken from the rows given.
 
 CREATE FUNCTION engineering._upsert_pipeline_runs(runs engineering.pipeline_runs[],
                                                   cleared_keys text[] DEFAULT '{}')
@@ -96,3 +97,21 @@ SELECT count(*) FROM up;
 $$;
 COMMENT ON FUNCTION engineering._upsert_pull_requests(engineering.pull_requests[]) IS
     'writes synced pull requests keyed by (source_id, external_id), rewriting a row only when it changed (attributes merge; first_commit_at, set from the commits, is kept); returns the rows changed';
+
+CREATE FUNCTION engineering._record_first_commit(src_id integer, pull_external_id text, earliest timestamptz)
+RETURNS bigint
+LANGUAGE sql VOLATILE PARALLEL UNSAFE
+SET search_path = pg_catalog, engineering, pg_temp
+AS $$
+WITH up AS (
+    UPDATE engineering.pull_requests pr
+    SET first_commit_at = least(coalesce(pr.first_commit_at, earliest), earliest),
+        attributes = pr.attributes || '{"commits_fetched": true}'
+    WHERE pr.source_id = src_id AND pr.external_id = pull_external_id
+      AND (pr.first_commit_at IS DISTINCT FROM least(coalesce(pr.first_commit_at, earliest), earliest)
+           OR NOT pr.attributes ? 'commits_fetched')
+    RETURNING 1)
+SELECT count(*) FROM up;
+$$;
+COMMENT ON FUNCTION engineering._record_first_commit(integer, text, timestamptz) IS
+    'moves a synced pull request''s first_commit_at back to earliest (a page of its commits may hold an earlier one; NULL changes nothing) and marks its commits fetched; returns the rows changed';

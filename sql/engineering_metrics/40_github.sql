@@ -303,7 +303,6 @@ SET search_path = pg_catalog, engineering, pg_temp
 AS $$
 DECLARE
     earliest timestamptz;
-    n bigint;
 BEGIN
     IF jsonb_typeof(commits) IS DISTINCT FROM 'array' THEN
         RAISE EXCEPTION 'expected a JSON array of commits' USING ERRCODE = 'invalid_parameter_value';
@@ -311,13 +310,7 @@ BEGIN
     SELECT min(coalesce(engineering._ts(c->'commit'->'author'->'date'),
                         engineering._ts(c->'commit'->'committer'->'date')))
     INTO earliest FROM jsonb_array_elements(commits) c WHERE jsonb_typeof(c) = 'object';
-    UPDATE engineering.pull_requests pr
-    SET first_commit_at = CASE WHEN earliest IS NULL THEN pr.first_commit_at
-                               ELSE least(coalesce(pr.first_commit_at, earliest), earliest) END,
-        attributes = pr.attributes || '{"commits_fetched": true}'
-    WHERE pr.source_id = src_id AND pr.external_id = _github_map_pull_commits.number::text;
-    GET DIAGNOSTICS n = ROW_COUNT;
-    RETURN CASE WHEN earliest IS NULL THEN 0 ELSE n END;
+    RETURN engineering._record_first_commit(src_id, _github_map_pull_commits.number::text, earliest);
 END;
 $$;
 COMMENT ON FUNCTION engineering._github_map_pull_commits(integer, integer, jsonb) IS

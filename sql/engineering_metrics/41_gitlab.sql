@@ -296,7 +296,6 @@ SET search_path = pg_catalog, engineering, pg_temp
 AS $$
 DECLARE
     earliest timestamptz;
-    n bigint;
 BEGIN
     IF jsonb_typeof(commits) IS DISTINCT FROM 'array' THEN
         RAISE EXCEPTION 'expected a JSON array of GitLab commits' USING ERRCODE = 'invalid_parameter_value';
@@ -304,15 +303,7 @@ BEGIN
     SELECT min(coalesce(engineering._ts(c->'authored_date'), engineering._ts(c->'committed_date'),
                         engineering._ts(c->'created_at')))
     INTO earliest FROM jsonb_array_elements(commits) c WHERE jsonb_typeof(c) = 'object';
-    UPDATE engineering.pull_requests pr
-    SET first_commit_at = CASE WHEN earliest IS NULL THEN pr.first_commit_at
-                               ELSE least(coalesce(pr.first_commit_at, earliest), earliest) END,
-        attributes = pr.attributes || '{"commits_fetched": true}'
-    WHERE pr.source_id = src_id AND pr.external_id = _gitlab_map_mr_commits.iid::text
-      AND (pr.first_commit_at IS DISTINCT FROM least(coalesce(pr.first_commit_at, earliest), earliest)
-           OR NOT pr.attributes ? 'commits_fetched');
-    GET DIAGNOSTICS n = ROW_COUNT;
-    RETURN n;
+    RETURN engineering._record_first_commit(src_id, _gitlab_map_mr_commits.iid::text, earliest);
 END;
 $$;
 COMMENT ON FUNCTION engineering._gitlab_map_mr_commits(integer, integer, jsonb) IS
