@@ -245,4 +245,32 @@ WHERE table_schema = 'engineering' AND table_name = 'sync_tasks' ORDER BY ordina
 -- sync() names what it cannot find
 SELECT engineering.sync('nope');
 
+--
+-- prune_sync_runs: finished runs older than the cut go; runs still going
+-- and each source's latest run stay, however old
+--
+DELETE FROM engineering.sync_runs;
+SELECT engineering.add_source('prune-a', 'github', NULL, '{"repository": "a/prune"}') AS prune_a \gset
+SELECT engineering.add_source('prune-b', 'github', NULL, '{"repository": "b/prune"}') AS prune_b \gset
+INSERT INTO engineering.sync_runs (source_id, source, started_at, finished_at, status) VALUES
+    (:prune_a, 'prune-a', now() - interval '100 days', now() - interval '100 days', 'ok'),
+    (:prune_a, 'prune-a', now() - interval '95 days', now() - interval '95 days' + interval '1 minute', 'error'),
+    (:prune_a, 'prune-a', now() - interval '120 days', NULL, 'running'),
+    (:prune_a, 'prune-a', now() - interval '1 day', now() - interval '1 day', 'ok'),
+    (:prune_b, 'prune-b', now() - interval '200 days', now() - interval '200 days', 'rate_limited'),
+    (NULL, 'removed-source', now() - interval '100 days', now() - interval '100 days', 'ok'),
+    (NULL, 'removed-source', now() - interval '10 days', now() - interval '10 days', 'error');
+-- goes: prune-a's two old finished runs and the removed source's old one
+SELECT engineering.prune_sync_runs('90 days') AS pruned;
+SELECT source, status, round(extract(epoch FROM now() - started_at) / 86400) AS days_ago
+FROM engineering.sync_runs ORDER BY source, started_at;
+SELECT engineering.prune_sync_runs('90 days') AS pruned_again;
+-- 0 keeps only the latest of each source (and what is running)
+SELECT engineering.prune_sync_runs('0') AS pruned_to_latest;
+SELECT source, status FROM engineering.sync_runs ORDER BY source, started_at;
+SELECT engineering.prune_sync_runs('-1 day');
+SELECT engineering.prune_sync_runs(NULL) IS NULL AS null_prunes_nothing;
+SELECT engineering.remove_source('prune-a');
+SELECT engineering.remove_source('prune-b');
+
 DROP ROLE em_sync_reader;

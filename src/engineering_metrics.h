@@ -16,7 +16,9 @@
 
 /* worker.c */
 extern bool em_preloaded;
-extern void em_define_settings(void);
 extern void em_register_workers(void);
+
+/* settings.c */
+extern void em_define_settings(void);
 
 #endif							/* ENGINEERING_METRICS_H */

@@ -73,11 +73,12 @@ extern const EmConnector em_connector_prometheus;
 
 extern const EmConnector *em_find_connector(const char *kind);
 
-/* settings (worker.c) */
+/* settings (settings.c) */
 extern char *em_database;
 extern bool em_enabled;
 extern int	em_naptime_s;
 extern int	em_slo_interval_s;
+extern int	em_sync_runs_retention_min;
 extern int	em_http_timeout_ms;
 extern int	em_http_connect_timeout_ms;
 extern int	em_max_response_size;

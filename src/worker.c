@@ -1,8 +1,8 @@
 /*-------------------------------------------------------------------------
  *
  * worker.c
- *		Settings, shared state, and the two background workers of the sync
- *		engine: a launcher and short-lived sync workers.
+ *		Shared state and the two background workers of the sync engine: a
+ *		launcher and short-lived sync workers.
  *
  * The launcher is a static worker that connects to no database, so it
  * never holds one open: DROP DATABASE is never blocked by it, and it keeps
@@ -10,10 +10,11 @@
  * when woken, it starts one dynamic *sync* worker connected to the
  * database named by engineering_metrics.database (if it exists) and waits
  * for it without blocking (latch + polling).  The sync worker runs every
- * due source once, evaluates SLO alerts once a minute if that code is
- * installed, reports when the next source is due, and exits.  It is
- * connected only while it works, so DROP DATABASE succeeds whenever it is
- * idle and DROP DATABASE ... WITH (FORCE) terminates it safely.
+ * due source once, evaluates SLO alerts once a minute and prunes the sync
+ * history hourly if that code is installed, reports when the next source
+ * is due, and exits.  It is connected only while it works, so DROP
+ * DATABASE succeeds whenever it is idle and DROP DATABASE ... WITH (FORCE)
+ * terminates it safely.
  *
  * Backends wake the launcher on commit (engineering.wake(), add_source,
  * changes to engineering.sources) through an XactCallback, instead of the
@@ -62,20 +63,11 @@ PGDLLEXPORT void em_sync_worker_main(Datum arg);
 /* true in processes forked from a postmaster that preloaded the module */
 bool		em_preloaded = false;
 
-/* settings */
-char	   *em_database = NULL;
-bool		em_enabled = true;
-int			em_naptime_s = 10;
-int			em_slo_interval_s = 60;
-int			em_http_timeout_ms = 30000;
-int			em_http_connect_timeout_ms = 10000;
-int			em_max_response_size = 50 * 1024 * 1024;
-int			em_max_pages_per_run = 100;
-int			em_http_retries = 2;
-char	   *em_http_ca_file = NULL;
-
 /* shortest pause between two sync workers that made no progress */
 #define EM_IDLE_FLOOR_MS	1000
+
+/* how often the sync history is pruned (it changes slowly) */
+#define EM_PRUNE_PERIOD_MS	(60 * 60 * 1000)
 
 typedef struct EmShared
 {
@@ -86,6 +78,7 @@ typedef struct EmShared
 	bool		progress;		/* did the last sync worker run anything? */
 	bool		slo_present;	/* is engineering._evaluate_slo_alerts() installed? */
 	TimestampTz slo_last_eval;
+	TimestampTz last_prune;		/* last pruning of sync_runs */
 	pg_atomic_uint32 wake;		/* a backend asked for a sync */
 } EmShared;
 
@@ -99,61 +92,6 @@ static bool xact_callback_registered = false;
 
 /* the sync worker the launcher is waiting for, terminated if it exits */
 static BackgroundWorkerHandle *current_sync_worker = NULL;
-
-/*
- * em_define_settings
- *
- * Defined in every process so that SHOW works in backends and sync()
- * sessions can lower the HTTP limits for themselves; what only the worker
- * uses is reloadable with SIGHUP.
- */
-void
-em_define_settings(void)
-{
-	DefineCustomStringVariable("engineering_metrics.database",
-							   "Database the background worker syncs sources in.",
-							   NULL, &em_database, "postgres",
-							   PGC_SIGHUP, 0, NULL, NULL, NULL);
-	DefineCustomBoolVariable("engineering_metrics.enabled",
-							 "Whether the background worker syncs sources.",
-							 NULL, &em_enabled, true,
-							 PGC_SIGHUP, 0, NULL, NULL, NULL);
-	DefineCustomIntVariable("engineering_metrics.naptime",
-							"Longest pause of the background worker between two looks for due sources.",
-							NULL, &em_naptime_s, 10, 1, 3600,
-							PGC_SIGHUP, GUC_UNIT_S, NULL, NULL, NULL);
-	DefineCustomIntVariable("engineering_metrics.slo_evaluation_interval",
-							"How often the background worker evaluates the SLO alert rules.",
-							"Each evaluation records and notifies the rules that started or stopped firing.",
-							&em_slo_interval_s, 60, 1, 3600,
-							PGC_SIGHUP, GUC_UNIT_S, NULL, NULL, NULL);
-	DefineCustomIntVariable("engineering_metrics.http_timeout",
-							"Total time allowed for one HTTP request of a sync.",
-							NULL, &em_http_timeout_ms, 30000, 100, 600000,
-							PGC_USERSET, GUC_UNIT_MS, NULL, NULL, NULL);
-	DefineCustomIntVariable("engineering_metrics.http_connect_timeout",
-							"Time allowed to connect to a source's API.",
-							NULL, &em_http_connect_timeout_ms, 10000, 100, 600000,
-							PGC_USERSET, GUC_UNIT_MS, NULL, NULL, NULL);
-	DefineCustomIntVariable("engineering_metrics.max_response_size",
-							"Largest HTTP response body a sync accepts.",
-							NULL, &em_max_response_size, 50 * 1024 * 1024,
-							1024, (int) (MaxAllocSize - 1),
-							PGC_SUSET, GUC_UNIT_BYTE, NULL, NULL, NULL);
-	DefineCustomIntVariable("engineering_metrics.max_pages_per_run",
-							"Pages one sync run fetches before letting other sources go first.",
-							"The source's queue persists, so the next run continues where this one stopped.",
-							&em_max_pages_per_run, 100, 1, 1000000,
-							PGC_USERSET, 0, NULL, NULL, NULL);
-	DefineCustomIntVariable("engineering_metrics.http_retries",
-							"Quick retries of a request after a timeout, a transport error or a 5xx.",
-							NULL, &em_http_retries, 2, 0, 10,
-							PGC_USERSET, 0, NULL, NULL, NULL);
-	DefineCustomStringVariable("engineering_metrics.http_ca_file",
-							   "CA bundle used to verify TLS servers (empty: the system's).",
-							   NULL, &em_http_ca_file, "",
-							   PGC_SIGHUP, 0, NULL, NULL, NULL);
-}
 
 static void
 em_shmem_request(void)
@@ -628,38 +566,34 @@ due_sources(MemoryContext cxt)
 }
 
 /*
- * evaluate_slo_alerts
+ * run_periodic_function
  *
- * The SLO work provides engineering._evaluate_slo_alerts(); until it is
- * installed there is nothing to do.  A failure is logged and retried a
- * minute later; it never stops syncing.
+ * The worker's periodic jobs call a function of the extension that an
+ * older or half-created installation may lack, so its presence is checked
+ * first.  Each runs in its own transaction, and a failure is logged and
+ * retried at the next period: housekeeping must never stop the syncs.
+ * Returns whether the function exists.
  */
-static void
-evaluate_slo_alerts(MemoryContext cxt)
+static bool
+run_periodic_function(MemoryContext cxt, const char *signature, const char *call,
+					  const char *activity)
 {
-	TimestampTz now = GetCurrentTimestamp();
-	TimestampTz last;
-	bool		present = false;
-
-	SpinLockAcquire(&em_shared->mutex);
-	last = em_shared->slo_last_eval;
-	SpinLockRelease(&em_shared->mutex);
-	if (last != 0 && !TimestampDifferenceExceeds(last, now, em_slo_interval_s * 1000 - 500))
-		return;
+	volatile bool present = false;
 
 	PG_TRY();
 	{
 		bool		isnull;
+		char		probe[160];
 
+		snprintf(probe, sizeof(probe), "SELECT to_regprocedure('%s') IS NOT NULL", signature);
 		worker_xact_begin();
-		if (SPI_execute("SELECT to_regprocedure('engineering._evaluate_slo_alerts()') IS NOT NULL",
-						true, 1) == SPI_OK_SELECT && SPI_processed == 1)
+		if (SPI_execute(probe, true, 1) == SPI_OK_SELECT && SPI_processed == 1)
 			present = DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0],
 												 SPI_tuptable->tupdesc, 1, &isnull));
 		if (present)
 		{
-			pgstat_report_activity(STATE_RUNNING, "engineering_metrics: evaluating SLO alerts");
-			SPI_execute("SELECT engineering._evaluate_slo_alerts()", false, 0);
+			pgstat_report_activity(STATE_RUNNING, activity);
+			SPI_execute(call, false, 0);
 		}
 		worker_xact_end(cxt);
 	}
@@ -674,14 +608,66 @@ evaluate_slo_alerts(MemoryContext cxt)
 		MemoryContextSwitchTo(cxt);
 		ereport(WARNING,
 				(errcode(edata->sqlerrcode),
-				 errmsg("engineering_metrics: SLO alert evaluation failed: %s", edata->message)));
+				 errmsg("%s failed: %s", activity, edata->message)));
 		FreeErrorData(edata);
 	}
 	PG_END_TRY();
+	return present;
+}
+
+/* evaluate the SLO alert rules when engineering_metrics.slo_evaluation_interval has passed */
+static void
+evaluate_slo_alerts(MemoryContext cxt)
+{
+	TimestampTz now = GetCurrentTimestamp();
+	TimestampTz last;
+	bool		present;
+
+	SpinLockAcquire(&em_shared->mutex);
+	last = em_shared->slo_last_eval;
+	SpinLockRelease(&em_shared->mutex);
+	if (last != 0 && !TimestampDifferenceExceeds(last, now, em_slo_interval_s * 1000 - 500))
+		return;
+
+	present = run_periodic_function(cxt, "engineering._evaluate_slo_alerts()",
+									"SELECT engineering._evaluate_slo_alerts()",
+									"engineering_metrics: evaluating SLO alerts");
 
 	SpinLockAcquire(&em_shared->mutex);
 	em_shared->slo_last_eval = now;
 	em_shared->slo_present = present;
+	SpinLockRelease(&em_shared->mutex);
+}
+
+/*
+ * prune_sync_runs
+ *
+ * A source synced every five minutes writes a hundred thousand runs a
+ * year; the history is worth keeping for a while, not forever.  Hourly,
+ * and first in each postmaster's life.
+ */
+static void
+prune_sync_runs(MemoryContext cxt)
+{
+	TimestampTz now = GetCurrentTimestamp();
+	TimestampTz last;
+	char		call[128];
+
+	if (em_sync_runs_retention_min <= 0)
+		return;
+	SpinLockAcquire(&em_shared->mutex);
+	last = em_shared->last_prune;
+	SpinLockRelease(&em_shared->mutex);
+	if (last != 0 && !TimestampDifferenceExceeds(last, now, EM_PRUNE_PERIOD_MS))
+		return;
+
+	snprintf(call, sizeof(call), "SELECT engineering.prune_sync_runs(make_interval(mins => %d))",
+			 em_sync_runs_retention_min);
+	run_periodic_function(cxt, "engineering.prune_sync_runs(interval)", call,
+						  "engineering_metrics: pruning sync_runs");
+
+	SpinLockAcquire(&em_shared->mutex);
+	em_shared->last_prune = now;
 	SpinLockRelease(&em_shared->mutex);
 }
 
@@ -792,6 +778,7 @@ em_sync_worker_main(Datum arg)
 		proc_exit(0);
 
 	evaluate_slo_alerts(cxt);
+	prune_sync_runs(cxt);
 	report_next_due(cxt, progress);
 	pgstat_report_activity(STATE_IDLE, NULL);
 	proc_exit(0);

@@ -555,3 +555,30 @@ $$;
 REVOKE EXECUTE ON FUNCTION engineering.sync(text) FROM PUBLIC;
 COMMENT ON FUNCTION engineering.sync(text) IS
     'syncs a source now in this session (at most engineering_metrics.max_pages_per_run pages) and returns the sync_runs row';
+
+CREATE FUNCTION engineering.prune_sync_runs(older_than interval)
+RETURNS bigint
+LANGUAGE plpgsql VOLATILE STRICT PARALLEL UNSAFE SECURITY DEFINER
+SET search_path = pg_catalog, engineering, pg_temp
+AS $$
+DECLARE
+    n bigint;
+BEGIN
+    IF older_than < interval '0' THEN
+        RAISE EXCEPTION 'older_than must not be negative, got %', older_than
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    -- Runs still going are never touched, and each source keeps its
+    -- latest run, which source_status reports however old it is.
+    DELETE FROM engineering.sync_runs r
+    WHERE r.status <> 'running' AND r.finished_at < now() - older_than
+      AND (r.source_id IS NULL
+           OR EXISTS (SELECT 1 FROM engineering.sync_runs l
+                      WHERE l.source_id = r.source_id AND (l.started_at, l.id) > (r.started_at, r.id)));
+    GET DIAGNOSTICS n = ROW_COUNT;
+    RETURN n;
+END;
+$$;
+REVOKE EXECUTE ON FUNCTION engineering.prune_sync_runs(interval) FROM PUBLIC;
+COMMENT ON FUNCTION engineering.prune_sync_runs(interval) IS
+    'deletes the sync runs that finished more than older_than ago, except each source''s latest and those still running; returns how many it deleted (the background worker calls it hourly with engineering_metrics.sync_runs_retention)';

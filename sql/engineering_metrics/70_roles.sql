@@ -95,6 +95,7 @@ GRANT EXECUTE ON FUNCTION
     engineering.add_source(text, text, text, jsonb, text, interval),
     engineering.alter_source(text, text, jsonb, interval, boolean),
     engineering.remove_source(text, boolean),
+    engineering.prune_sync_runs(interval),
     engineering.set_source_token(text, text),
     engineering.sync(text),
     engineering.wake()

@@ -2,8 +2,8 @@
 # syncs a new source by itself (woken on commit, not by polling), evaluates
 # SLO alerts, resumes a
 # rate-limited source when the limit resets, never blocks DROP DATABASE
-# (idle, or mid-transfer WITH (FORCE)), logs a missing database once, and is
-# restarted after SIGTERM.
+# (idle, or mid-transfer WITH (FORCE)), logs a missing database once, is
+# restarted after SIGTERM, and prunes the sync history.
 use strict;
 use warnings;
 use PostgreSQL::Test::Cluster;
@@ -137,6 +137,47 @@ my $runs = $node->safe_psql('postgres', "SELECT count(*) FROM engineering.sync_r
 $node->safe_psql('postgres', "SELECT engineering.alter_source('gh', enabled => true)");
 ok($node->poll_query_until('postgres', "SELECT count(*) > $runs FROM engineering.sync_runs WHERE status = 'ok'"),
 	'and syncs again');
+
+# --- the sync history is pruned: first after a start, then hourly -----------
+sub add_old_runs
+{
+	my @ages = @_;
+	my $values = join(', ', map { "(interval '$_')" } @ages);
+	$node->safe_psql('postgres',
+		"INSERT INTO engineering.sync_runs (source_id, source, started_at, finished_at, status)
+		 SELECT id, name, now() - age, now() - age, 'ok'
+		 FROM engineering.sources, (VALUES $values) v(age) WHERE name = 'gh'");
+}
+
+sub slo_evaluations
+{
+	return $node->safe_psql('postgres',
+		"SELECT coalesce(sum(calls), 0) FROM pg_stat_user_functions
+		 WHERE schemaname = 'engineering' AND funcname = '_evaluate_slo_alerts'");
+}
+
+$node->safe_psql('postgres', "ALTER SYSTEM SET engineering_metrics.sync_runs_retention = '1d'");
+add_old_runs('3 days', '2 days', '12 hours');
+$node->restart;
+ok($node->poll_query_until('postgres',
+		"SELECT count(*) = 0 FROM engineering.sync_runs WHERE finished_at < now() - interval '1 day'"),
+	'after a start the worker prunes the runs older than engineering_metrics.sync_runs_retention');
+is($node->safe_psql('postgres',
+		"SELECT count(*) FROM engineering.sync_runs
+		 WHERE finished_at BETWEEN now() - interval '13 hours' AND now() - interval '11 hours'"),
+	'1', 'and keeps the younger ones');
+
+$node->safe_psql('postgres', "ALTER SYSTEM SET engineering_metrics.sync_runs_retention = 0");
+add_old_runs('5 days');
+$node->restart;
+my $evaluations = slo_evaluations();
+ok($node->poll_query_until('postgres',
+		"SELECT coalesce(sum(calls), 0) > $evaluations + 1 FROM pg_stat_user_functions
+		 WHERE schemaname = 'engineering' AND funcname = '_evaluate_slo_alerts'"),
+	'the worker made passes after the next start');
+is($node->safe_psql('postgres',
+		"SELECT count(*) FROM engineering.sync_runs WHERE finished_at < now() - interval '4 days'"),
+	'1', 'engineering_metrics.sync_runs_retention = 0 keeps every run');
 
 # --- switched off -----------------------------------------------------------
 $node->safe_psql('postgres', "ALTER SYSTEM SET engineering_metrics.enabled = off; SELECT pg_reload_conf()");
