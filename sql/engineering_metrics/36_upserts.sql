@@ -105,10 +105,11 @@ SET search_path = pg_catalog, engineering, pg_temp
 AS $$
 WITH up AS (
     UPDATE engineering.pull_requests pr
-    SET first_commit_at = least(coalesce(pr.first_commit_at, earliest), earliest),
+    SET first_commit_at = least(pr.first_commit_at, earliest),
         attributes = pr.attributes || '{"commits_fetched": true}'
     WHERE pr.source_id = src_id AND pr.external_id = pull_external_id
-      AND (pr.first_commit_at IS DISTINCT FROM least(coalesce(pr.first_commit_at, earliest), earliest)
+      -- least() skips NULLs: no earlier commit known, or none on this page
+      AND (pr.first_commit_at IS DISTINCT FROM least(pr.first_commit_at, earliest)
            OR NOT pr.attributes ? 'commits_fetched')
     RETURNING 1)
 SELECT count(*) FROM up;
