@@ -149,12 +149,8 @@ sub add_old_runs
 		 FROM engineering.sources, (VALUES $values) v(age) WHERE name = 'gh'");
 }
 
-sub slo_evaluations
-{
-	return $node->safe_psql('postgres',
-		"SELECT coalesce(sum(calls), 0) FROM pg_stat_user_functions
-		 WHERE schemaname = 'engineering' AND funcname = '_evaluate_slo_alerts'");
-}
+my $slo_evaluations = "SELECT coalesce(sum(calls), 0) FROM pg_stat_user_functions
+	 WHERE schemaname = 'engineering' AND funcname = '_evaluate_slo_alerts'";
 
 $node->safe_psql('postgres', "ALTER SYSTEM SET engineering_metrics.sync_runs_retention = '1d'");
 add_old_runs('3 days', '2 days', '12 hours');
@@ -170,10 +166,8 @@ is($node->safe_psql('postgres',
 $node->safe_psql('postgres', "ALTER SYSTEM SET engineering_metrics.sync_runs_retention = 0");
 add_old_runs('5 days');
 $node->restart;
-my $evaluations = slo_evaluations();
-ok($node->poll_query_until('postgres',
-		"SELECT coalesce(sum(calls), 0) > $evaluations + 1 FROM pg_stat_user_functions
-		 WHERE schemaname = 'engineering' AND funcname = '_evaluate_slo_alerts'"),
+my $evaluations = $node->safe_psql('postgres', $slo_evaluations);
+ok($node->poll_query_until('postgres', "SELECT ($slo_evaluations) > $evaluations + 1"),
 	'the worker made passes after the next start');
 is($node->safe_psql('postgres',
 		"SELECT count(*) FROM engineering.sync_runs WHERE finished_at < now() - interval '4 days'"),
