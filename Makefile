@@ -9,17 +9,19 @@
 #   make installcheck / prove_installcheck   the suites alone (as a non-root user)
 
 EXTENSION = engineering_metrics
-EXTVERSION = 0.1.0
+EXTVERSION = 0.2.0
 
 MODULE_big = $(EXTENSION)
 OBJS = $(patsubst %.c,%.o,$(sort $(wildcard src/*.c)))
 PGFILEDESC = "engineering_metrics - DORA and SLO metrics inside PostgreSQL"
 
-# The install script is assembled from the ordered parts in sql/$(EXTENSION)/;
-# upgrade scripts (sql/$(EXTENSION)--A--B.sql) are committed as they are.
+# The current version's install script is assembled from the ordered parts in
+# sql/$(EXTENSION)/.  Released install scripts (sql/$(EXTENSION)--0.1.0.sql)
+# and upgrade scripts (sql/$(EXTENSION)--A--B.sql) are committed as they are
+# and never edited (README, Development).
 INSTALL_PARTS = $(sort $(wildcard sql/$(EXTENSION)/*.sql))
 DATA_built = sql/$(EXTENSION)--$(EXTVERSION).sql
-DATA = $(wildcard sql/$(EXTENSION)--*--*.sql)
+DATA = $(filter-out $(DATA_built),$(wildcard sql/$(EXTENSION)--*.sql))
 
 # Regression inputs live in sql/ beside the install scripts and their
 # expected output in expected/, because PostgreSQL 15's pg_regress reads
