@@ -1,6 +1,6 @@
 -- GitHub connector: the SQL that maps GitHub's JSON to rows, plans a sync
 -- and ingests pages, exercised with hand-written fixture payloads (no
--- network).  Shapes follow the REST API (api-contracts.md section 1).
+-- network).  Shapes follow the REST API (https://docs.github.com/rest).
 CALL regress.reset_extension();
 SET timezone = 'UTC';
 SET datestyle = 'ISO, YMD';

@@ -1,6 +1,7 @@
 -- Jenkins connector: the SQL that maps Jenkins' JSON to rows, plans a sync
 -- and ingests pages, exercised with hand-written fixture payloads (no
--- network).  Shapes follow the remote access API (api-contracts.md section 3).
+-- network).  Shapes follow the remote access API
+-- (https://www.jenkins.io/doc/book/using/remote-access-api/).
 CALL regress.reset_extension();
 SET timezone = 'UTC';
 SET datestyle = 'ISO, YMD';
