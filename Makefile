@@ -23,7 +23,7 @@ INSTALL_PARTS = $(sort $(wildcard sql/$(EXTENSION)/*.sql))
 DATA_built = sql/$(EXTENSION)--$(EXTVERSION).sql
 DATA = $(filter-out $(DATA_built),$(wildcard sql/$(EXTENSION)--*.sql))
 
-# Regression inputs stay in sql/ beside the install scripts: PostgreSQL 15's pg_regress reads only <inputdir>/sql and <inputdir>/expected, and the top level has no room for another folder.
+# Regression inputs stay in sql/: PostgreSQL 15's pg_regress reads <inputdir>/sql and <inputdir>/expected, the top-level folders the design keeps.
 # pg_regress runs them in the order given: setup (the shared helpers) first.
 REGRESS_FILES = $(sort $(patsubst sql/%.sql,%,$(filter-out sql/$(EXTENSION)--%,$(wildcard sql/*.sql))))
 REGRESS = setup $(filter-out setup,$(REGRESS_FILES))
