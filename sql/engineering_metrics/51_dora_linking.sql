@@ -19,7 +19,9 @@
 -- same service and environment, and never earlier than the service's first
 -- recorded deployment (in any environment, of any status): history from
 -- before the service was instrumented is never attributed, which is what
--- gives other tools their years-old lead times.  A deployment ships the
+-- gives other tools their years-old lead times (the same rule holds for
+-- links made any other way: _first_shipments ignores them when read).  A
+-- deployment ships the
 -- changes committed in (lower, upper].  Because the lower bound is a running
 -- maximum, a rollback to an older head ships nothing and the next deployment
 -- does not ship again what the rolled-back one shipped: each change lands on

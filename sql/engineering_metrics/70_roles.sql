@@ -116,6 +116,8 @@ GRANT SELECT ON
     engineering.change_lead_times, engineering.deployment_outcomes,
     engineering.pull_request_cycle_times
 TO engineering_reader;
+-- dora() runs with the caller's rights and reads the links through this view
+GRANT SELECT ON engineering._first_shipments TO engineering_reader;
 GRANT INSERT, UPDATE, DELETE ON engineering.dora_settings, engineering.dora_benchmarks TO engineering_admin;
 
 ------------------------------------------------------------------------------
