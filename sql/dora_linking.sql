@@ -314,3 +314,8 @@ UPDATE engineering.deployments SET attributes = attributes || '{"x": 1}'
 SELECT job, service IS NOT NULL AS one_service FROM engineering.dora_backlog ORDER BY 1;
 SELECT engineering.link_changes() AS added, engineering.attribute_incidents() AS changed;
 SELECT count(*) AS backlog_left FROM engineering.dora_backlog;
+-- a TRUNCATE has no rows to look at: the next runs are full ones
+TRUNCATE engineering.deployment_changes;
+SELECT job, service FROM engineering.dora_backlog ORDER BY 1;
+SELECT engineering.link_changes() > 0 AS relinked;
+SELECT count(*) AS backlog_left FROM engineering.dora_backlog WHERE job = 'link_changes';

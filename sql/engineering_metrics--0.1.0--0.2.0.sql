@@ -451,6 +451,20 @@ COMMENT ON FUNCTION engineering._dora_backlog_add(text, jsonb) IS
     'internal: records in dora_backlog, for a job, the earliest touched time per service of a list of {service, since}';
 REVOKE EXECUTE ON FUNCTION engineering._dora_backlog_add(text, jsonb) FROM PUBLIC;
 
+CREATE FUNCTION engineering._dora_backlog_add_everything()
+RETURNS void
+LANGUAGE sql VOLATILE PARALLEL UNSAFE
+SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+    INSERT INTO engineering.dora_backlog AS b (job, service, since)
+    VALUES ('attribute_incidents', NULL, '-infinity'), ('link_changes', NULL, '-infinity')
+    ON CONFLICT (job, service) DO UPDATE SET since = '-infinity'
+$$;
+COMMENT ON FUNCTION engineering._dora_backlog_add_everything() IS
+    'internal: marks every service as to be redone in full by link_changes() and attribute_incidents() (after a TRUNCATE of an event table)';
+REVOKE EXECUTE ON FUNCTION engineering._dora_backlog_add_everything() FROM PUBLIC;
+
 -- A run takes (deletes) the backlog rows of its job, or of one service;
 -- rows that concurrent writers add meanwhile stay for the next run.
 CREATE FUNCTION engineering._dora_backlog_take(job text, only_service text DEFAULT NULL)
@@ -499,6 +513,11 @@ DECLARE
     touched jsonb := '[]';
     part jsonb;
 BEGIN
+    IF TG_OP = 'TRUNCATE' THEN
+        -- no rows to look at: every service, from the beginning
+        PERFORM engineering._dora_backlog_add_everything();
+        RETURN NULL;
+    END IF;
     IF TG_OP IN ('UPDATE', 'DELETE') THEN
         EXECUTE format($q$SELECT coalesce(jsonb_agg(x), '[]') FROM (%s) x$q$,
                        engineering._dora_backlog_query(TG_TABLE_NAME, 'old_rows'))
@@ -563,24 +582,32 @@ CREATE TRIGGER deployments_backlog_update AFTER UPDATE ON engineering.deployment
     REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION engineering._dora_backlog_record();
 CREATE TRIGGER deployments_backlog_delete AFTER DELETE ON engineering.deployments
     REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION engineering._dora_backlog_record();
+CREATE TRIGGER deployments_backlog_truncate AFTER TRUNCATE ON engineering.deployments
+    FOR EACH STATEMENT EXECUTE FUNCTION engineering._dora_backlog_record();
 CREATE TRIGGER changes_backlog_insert AFTER INSERT ON engineering.changes
     REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION engineering._dora_backlog_record();
 CREATE TRIGGER changes_backlog_update AFTER UPDATE ON engineering.changes
     REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION engineering._dora_backlog_record();
 CREATE TRIGGER changes_backlog_delete AFTER DELETE ON engineering.changes
     REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION engineering._dora_backlog_record();
+CREATE TRIGGER changes_backlog_truncate AFTER TRUNCATE ON engineering.changes
+    FOR EACH STATEMENT EXECUTE FUNCTION engineering._dora_backlog_record();
 CREATE TRIGGER deployment_changes_backlog_insert AFTER INSERT ON engineering.deployment_changes
     REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION engineering._dora_backlog_record();
 CREATE TRIGGER deployment_changes_backlog_update AFTER UPDATE ON engineering.deployment_changes
     REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION engineering._dora_backlog_record();
 CREATE TRIGGER deployment_changes_backlog_delete AFTER DELETE ON engineering.deployment_changes
     REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION engineering._dora_backlog_record();
+CREATE TRIGGER deployment_changes_backlog_truncate AFTER TRUNCATE ON engineering.deployment_changes
+    FOR EACH STATEMENT EXECUTE FUNCTION engineering._dora_backlog_record();
 CREATE TRIGGER incidents_backlog_insert AFTER INSERT ON engineering.incidents
     REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION engineering._dora_backlog_record();
 CREATE TRIGGER incidents_backlog_update AFTER UPDATE ON engineering.incidents
     REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION engineering._dora_backlog_record();
 CREATE TRIGGER incidents_backlog_delete AFTER DELETE ON engineering.incidents
     REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION engineering._dora_backlog_record();
+CREATE TRIGGER incidents_backlog_truncate AFTER TRUNCATE ON engineering.incidents
+    FOR EACH STATEMENT EXECUTE FUNCTION engineering._dora_backlog_record();
 
 ------------------------------------------------------------------------------
 -- link_changes() and attribute_incidents(), incremental
@@ -848,6 +875,7 @@ GRANT SELECT ON engineering.dora_backlog, engineering.dora_job_arguments TO engi
 -- link_changes() and attribute_incidents() take from it
 GRANT EXECUTE ON FUNCTION
     engineering._dora_backlog_add(text, jsonb),
+    engineering._dora_backlog_add_everything(),
     engineering._dora_backlog_take(text, text),
     engineering._dora_job_arguments_changed(text, text)
 TO engineering_writer;

@@ -123,6 +123,7 @@ GRANT SELECT ON engineering.dora_backlog, engineering.dora_job_arguments TO engi
 -- link_changes() and attribute_incidents() take from it
 GRANT EXECUTE ON FUNCTION
     engineering._dora_backlog_add(text, jsonb),
+    engineering._dora_backlog_add_everything(),
     engineering._dora_backlog_take(text, text),
     engineering._dora_job_arguments_changed(text, text)
 TO engineering_writer;
