@@ -879,3 +879,324 @@ GRANT EXECUTE ON FUNCTION
     engineering._dora_backlog_take(text, text),
     engineering._dora_job_arguments_changed(text, text)
 TO engineering_writer;
+
+-- issue 18 (2), issue 17: when each service was first seen deploying, kept
+-- by the deployments' triggers, so that the rule of _first_shipments is one
+-- hash join or one index probe
+CREATE TABLE engineering.service_first_deployments (
+    service    text PRIMARY KEY,
+    first_seen timestamptz NOT NULL
+);
+COMMENT ON TABLE engineering.service_first_deployments IS
+    'when each service was first seen deploying: the earliest coalesce(finished_at, started_at) of its deployments (any environment and status); nothing committed before it is counted';
+COMMENT ON COLUMN engineering.service_first_deployments.service IS 'the service';
+COMMENT ON COLUMN engineering.service_first_deployments.first_seen IS 'the earliest coalesce(finished_at, started_at) of its deployments';
+
+CREATE FUNCTION engineering._first_deployments_note(earliest jsonb, recheck jsonb)
+RETURNS void
+LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE
+SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    INSERT INTO engineering.service_first_deployments AS f (service, first_seen)
+    SELECT e.service, e.first_seen
+      FROM jsonb_to_recordset(earliest) AS e(service text, first_seen timestamptz)
+     WHERE e.service IS NOT NULL AND e.first_seen IS NOT NULL
+     ORDER BY e.service
+    ON CONFLICT (service) DO UPDATE SET first_seen = excluded.first_seen
+     WHERE excluded.first_seen < f.first_seen;
+    IF jsonb_array_length(recheck) > 0 THEN
+        -- (the expression index makes each minimum one probe)
+        WITH now_first AS (
+            SELECT r.service,
+                   (SELECT min(coalesce(d.finished_at, d.started_at)) FROM engineering.deployments d
+                     WHERE d.service = r.service) AS first_seen
+              FROM (SELECT DISTINCT x AS service FROM jsonb_array_elements_text(recheck) x) r
+        ),
+        gone AS (
+            DELETE FROM engineering.service_first_deployments f
+             USING now_first n WHERE f.service = n.service AND n.first_seen IS NULL
+        )
+        INSERT INTO engineering.service_first_deployments AS f (service, first_seen)
+        SELECT n.service, n.first_seen FROM now_first n WHERE n.first_seen IS NOT NULL ORDER BY n.service
+        ON CONFLICT (service) DO UPDATE SET first_seen = excluded.first_seen
+         WHERE excluded.first_seen IS DISTINCT FROM f.first_seen;
+    END IF;
+END
+$$;
+COMMENT ON FUNCTION engineering._first_deployments_note(jsonb, jsonb) IS
+    'internal: keeps service_first_deployments: the earliest times of new deployments ({service, first_seen}), and the services whose deployments were updated or deleted, recomputed';
+REVOKE EXECUTE ON FUNCTION engineering._first_deployments_note(jsonb, jsonb) FROM PUBLIC;
+
+CREATE INDEX deployments_service_first_seen_idx
+    ON engineering.deployments (service, (coalesce(finished_at, started_at)));
+INSERT INTO engineering.service_first_deployments (service, first_seen)
+SELECT d.service, min(coalesce(d.finished_at, d.started_at))
+  FROM engineering.deployments d
+ WHERE coalesce(d.finished_at, d.started_at) IS NOT NULL
+ GROUP BY d.service;
+CREATE OR REPLACE FUNCTION engineering._dora_backlog_record()
+RETURNS trigger
+LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    touched jsonb := '[]';
+    part jsonb;
+    earliest jsonb := '[]';
+    recheck jsonb := '[]';
+BEGIN
+    IF TG_OP = 'TRUNCATE' THEN
+        -- no rows to look at: every service, from the beginning
+        PERFORM engineering._dora_backlog_add_everything();
+        IF TG_TABLE_NAME = 'deployments' THEN
+            PERFORM engineering._first_deployments_note('[]', (SELECT coalesce(jsonb_agg(f.service), '[]')
+                                                                 FROM engineering.service_first_deployments f));
+        END IF;
+        RETURN NULL;
+    END IF;
+    IF TG_TABLE_NAME = 'deployments' THEN
+        -- (each transition table is read only where it exists)
+        IF TG_OP <> 'DELETE' THEN
+            SELECT coalesce(jsonb_agg(x), '[]') INTO earliest
+              FROM (SELECT r.service, min(coalesce(r.finished_at, r.started_at)) AS first_seen
+                      FROM new_rows r GROUP BY r.service) x;
+        END IF;
+        IF TG_OP <> 'INSERT' THEN
+            SELECT coalesce(jsonb_agg(DISTINCT r.service), '[]') INTO recheck FROM old_rows r;
+        END IF;
+        PERFORM engineering._first_deployments_note(earliest, recheck);
+    END IF;
+    IF TG_OP IN ('UPDATE', 'DELETE') THEN
+        EXECUTE format($q$SELECT coalesce(jsonb_agg(x), '[]') FROM (%s) x$q$,
+                       engineering._dora_backlog_query(TG_TABLE_NAME, 'old_rows'))
+           INTO part;
+        touched := touched || part;
+    END IF;
+    IF TG_OP IN ('UPDATE', 'INSERT') THEN
+        EXECUTE format($q$SELECT coalesce(jsonb_agg(x), '[]') FROM (%s) x$q$,
+                       engineering._dora_backlog_query(TG_TABLE_NAME, 'new_rows'))
+           INTO part;
+        touched := touched || part;
+    END IF;
+    IF TG_TABLE_NAME = 'incidents' THEN
+        -- attribute_incidents() writing its own results is not new input
+        IF current_setting('engineering.attributing_incidents', true) IS DISTINCT FROM 'on' THEN
+            PERFORM engineering._dora_backlog_add('attribute_incidents', touched);
+        END IF;
+    ELSE
+        IF TG_TABLE_NAME = 'deployments' THEN
+            PERFORM engineering._dora_backlog_add('attribute_incidents', touched);
+        END IF;
+        PERFORM engineering._dora_backlog_add('link_changes', touched);
+    END IF;
+    RETURN NULL;
+END
+$$;
+CREATE OR REPLACE FUNCTION engineering.link_changes(service text DEFAULT NULL)
+RETURNS bigint
+LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE
+-- (JIT compiling these one-off plans costs seconds and saves nothing)
+SET jit = off
+AS $$
+DECLARE
+    only_service text := service;
+    added bigint;
+    nestloop text := current_setting('enable_nestloop');
+BEGIN
+    PERFORM pg_catalog.pg_advisory_xact_lock(pg_catalog.hashtext('engineering.link_changes'));
+
+    IF to_regclass('pg_temp.em_link_scope') IS NOT NULL THEN
+        DROP TABLE pg_temp.em_link_scope;
+    END IF;
+    IF to_regclass('pg_temp.em_link_heads') IS NOT NULL THEN
+        DROP TABLE pg_temp.em_link_heads;
+    END IF;
+    IF to_regclass('pg_temp.em_wanted_links') IS NOT NULL THEN
+        DROP TABLE pg_temp.em_wanted_links;
+    END IF;
+
+    -- The services to relink, and from when.
+    CREATE TEMPORARY TABLE em_link_scope (service text PRIMARY KEY, since timestamptz NOT NULL) ON COMMIT DROP;
+    IF only_service IS NOT NULL THEN
+        INSERT INTO pg_temp.em_link_scope VALUES (only_service, '-infinity');
+        PERFORM engineering._dora_backlog_take('link_changes', only_service);
+    ELSE
+        WITH taken AS (
+            SELECT b.service, b.since FROM engineering._dora_backlog_take('link_changes') b
+        )
+        INSERT INTO pg_temp.em_link_scope (service, since)
+        SELECT t.service, t.since FROM taken t
+         WHERE t.service IS NOT NULL AND NOT EXISTS (SELECT 1 FROM taken a WHERE a.service IS NULL)
+        UNION ALL
+        SELECT DISTINCT d.service, '-infinity'::timestamptz FROM engineering.deployments d
+         WHERE EXISTS (SELECT 1 FROM taken a WHERE a.service IS NULL);
+    END IF;
+    IF NOT EXISTS (SELECT 1 FROM pg_temp.em_link_scope) THEN
+        RETURN 0;     -- nothing new since the last run
+    END IF;
+    ANALYZE pg_temp.em_link_scope;
+
+    -- Every successful deployment of those services with its upper bound
+    -- (the running maximum needs the earlier ones too), and whether it is
+    -- to be redone: finished, or its head committed, at or after the
+    -- service's backlog time.
+    CREATE TEMPORARY TABLE em_link_heads ON COMMIT DROP AS
+    SELECT d.id, d.service, d.environment, d.finished_at,
+           coalesce(h.committed_at, d.finished_at) AS upper_bound,
+           d.finished_at >= s.since OR h.committed_at >= s.since AS redo
+    FROM engineering.deployments d
+    JOIN pg_temp.em_link_scope s ON s.service = d.service
+    LEFT JOIN LATERAL (
+        -- the head commit as a known change of the service: exact
+        -- sha, else (abbreviated sha) the unique change it prefixes
+        SELECT coalesce(
+            (SELECT min(c.committed_at) FROM engineering.changes c
+              WHERE c.service = d.service AND c.commit_sha = d.commit_sha),
+            (SELECT CASE WHEN count(*) = 1 THEN min(c.committed_at) END
+               FROM engineering.changes c
+              WHERE length(d.commit_sha) < 40
+                AND c.service = d.service
+                AND c.commit_sha > d.commit_sha AND c.commit_sha < d.commit_sha || 'g'
+                AND left(c.commit_sha, length(d.commit_sha)) = d.commit_sha)
+        ) AS committed_at
+        WHERE d.commit_sha IS NOT NULL
+    ) h ON true
+    WHERE d.status = 'success';
+    ANALYZE pg_temp.em_link_heads;
+
+    -- The links that should exist on the deployments redone, in a
+    -- temporary table so that the planner knows their number when it
+    -- compares them with the links that do exist (there can be millions).
+    CREATE TEMPORARY TABLE em_wanted_links ON COMMIT DROP AS
+    WITH first_deployment AS (
+        -- when each service was first seen deploying: nothing committed
+        -- before that is attributed to it
+        SELECT f.service, f.first_seen AS since
+        FROM engineering.service_first_deployments f
+        JOIN pg_temp.em_link_scope s ON s.service = f.service
+    ),
+    ranges AS (
+        SELECT b.id, b.service, b.environment, b.lower_bound, b.upper_bound
+        FROM (
+            SELECT h.id, h.service, h.environment, h.upper_bound, h.redo,
+                   greatest(f.since,
+                            max(h.upper_bound) OVER (PARTITION BY h.service, h.environment
+                                                     ORDER BY h.finished_at, h.id
+                                                     ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING)) AS lower_bound
+            FROM pg_temp.em_link_heads h
+            JOIN first_deployment f ON f.service = h.service
+        ) b
+        WHERE b.redo
+          AND b.upper_bound > b.lower_bound
+          -- deployments described by their connector are left alone
+          AND NOT EXISTS (SELECT 1 FROM engineering.deployment_changes r
+                          WHERE r.deployment_id = b.id AND r.linked_by = 'connector')
+    )
+    SELECT r.id AS deployment_id, c.id AS change_id
+    FROM ranges r
+    JOIN engineering.changes c
+      ON c.service = r.service
+     AND c.committed_at > r.lower_bound
+     AND c.committed_at <= r.upper_bound
+    -- a change a connector or a person put on a deployment of this
+    -- environment already has its deployment there
+    WHERE NOT EXISTS (SELECT 1
+                      FROM engineering.deployment_changes k
+                      JOIN engineering.deployments kd ON kd.id = k.deployment_id
+                      WHERE k.change_id = c.id AND k.linked_by <> 'inferred'
+                        AND kd.environment = r.environment AND kd.status = 'success');
+    ANALYZE pg_temp.em_wanted_links;
+
+    -- The two comparisons of the wanted links with the existing ones are
+    -- equi-joins over up to millions of rows: hash joins, whatever the
+    -- statistics of deployment_changes say.  An autoanalyze that ran while
+    -- a previous run's inserts were uncommitted records the table as empty,
+    -- and a nested loop would then rescan the wanted links once per
+    -- existing link (hours instead of seconds).
+    PERFORM set_config('enable_nestloop', 'off', true);
+
+    -- inferred links that no longer hold, on the deployments redone: the
+    -- successful ones above, and any other of those services that finished
+    -- after the backlog time (or not at all: re-synced as running)
+    DELETE FROM engineering.deployment_changes dc
+     USING engineering.deployments d, pg_temp.em_link_scope s
+     WHERE dc.linked_by = 'inferred'
+       AND d.id = dc.deployment_id
+       AND s.service = d.service
+       AND (d.finished_at IS NULL OR d.finished_at >= s.since
+            OR EXISTS (SELECT 1 FROM pg_temp.em_link_heads h WHERE h.id = d.id AND h.redo))
+       AND NOT EXISTS (SELECT 1 FROM pg_temp.em_wanted_links w
+                        WHERE w.deployment_id = dc.deployment_id AND w.change_id = dc.change_id);
+
+    -- the links that exist already need nothing (a separate statement: an
+    -- INSERT whose SELECT reads the table it fills would rescan the rows
+    -- it has just added)
+    DELETE FROM pg_temp.em_wanted_links w
+     USING engineering.deployment_changes dc
+     WHERE dc.deployment_id = w.deployment_id AND dc.change_id = w.change_id;
+
+    PERFORM set_config('enable_nestloop', nestloop, true);
+
+    -- new ones, in the order of the changes so that the foreign-key checks
+    -- read the changes table in order
+    INSERT INTO engineering.deployment_changes (deployment_id, change_id, linked_by)
+    SELECT w.deployment_id, w.change_id, 'inferred'
+      FROM pg_temp.em_wanted_links w
+     ORDER BY w.change_id
+    ON CONFLICT DO NOTHING;
+    GET DIAGNOSTICS added = ROW_COUNT;
+
+    DROP TABLE pg_temp.em_wanted_links;
+    DROP TABLE pg_temp.em_link_heads;
+    DROP TABLE pg_temp.em_link_scope;
+    RETURN added;
+END
+$$;
+CREATE OR REPLACE VIEW engineering._first_shipments AS
+SELECT f.*,
+       -- where lead time starts from a pull request: the earlier of its
+       -- first commit and its opening (a rebased or amended first commit
+       -- can postdate the opening), as total_time measures it.  Only
+       -- evaluated where a caller reads it.
+       (SELECT min(least(pr.first_commit_at, pr.opened_at))
+          FROM engineering.pull_requests pr
+         WHERE pr.service = f.change_service AND pr.merge_commit_sha = f.commit_sha) AS pull_request_started_at
+FROM (
+    SELECT d.service, d.environment, d.id AS deployment_id, d.finished_at AS deployed_at,
+           dc.linked_by, c.id AS change_id, c.service AS change_service, c.commit_sha,
+           c.committed_at, c.authored_at
+    FROM engineering.deployment_changes dc
+    JOIN engineering.deployments d ON d.id = dc.deployment_id
+    JOIN engineering.changes c ON c.id = dc.change_id
+    WHERE d.status = 'success'
+      AND dc.linked_by = 'inferred'
+      AND NOT EXISTS (SELECT 1
+                      FROM engineering.deployment_changes e
+                      JOIN engineering.deployments ed ON ed.id = e.deployment_id
+                      WHERE e.change_id = dc.change_id AND e.linked_by <> 'inferred'
+                        AND ed.environment = d.environment AND ed.status = 'success'
+                        AND (ed.finished_at, ed.id) < (d.finished_at, d.id))
+    UNION ALL
+    SELECT d.service, d.environment, d.id, d.finished_at,
+           dc.linked_by, c.id, c.service, c.commit_sha,
+           c.committed_at, c.authored_at
+    FROM engineering.deployment_changes dc
+    JOIN engineering.deployments d ON d.id = dc.deployment_id
+    JOIN engineering.changes c ON c.id = dc.change_id
+    WHERE d.status = 'success'
+      AND dc.linked_by <> 'inferred'
+      AND NOT EXISTS (SELECT 1
+                      FROM engineering.deployment_changes e
+                      JOIN engineering.deployments ed ON ed.id = e.deployment_id
+                      WHERE e.change_id = dc.change_id
+                        AND ed.environment = d.environment AND ed.status = 'success'
+                        AND (ed.finished_at, ed.id) < (d.finished_at, d.id))
+) f
+-- committed after the service's first recorded deployment
+JOIN engineering.service_first_deployments fd ON fd.service = f.service
+WHERE f.committed_at > fd.first_seen;
+
+GRANT SELECT ON engineering.service_first_deployments TO engineering_reader;
+GRANT EXECUTE ON FUNCTION engineering._first_deployments_note(jsonb, jsonb) TO engineering_writer;

@@ -114,6 +114,65 @@ COMMENT ON FUNCTION engineering._dora_job_arguments_changed(text, text) IS
     'internal: true (and the arguments remembered) when a DORA job runs with other arguments than its last run';
 REVOKE EXECUTE ON FUNCTION engineering._dora_job_arguments_changed(text, text) FROM PUBLIC;
 
+------------------------------------------------------------------------------
+-- service_first_deployments: when each service was first seen deploying
+-- (its earliest deployment in any environment, of any status, by
+-- coalesce(finished_at, started_at)).  Nothing committed before that time
+-- is ever counted (see _first_shipments, link_changes()).  Kept by the
+-- deployments' triggers in the writing transaction, so it is never stale:
+-- new rows can only move a time earlier; for the services of updated or
+-- deleted rows it is recomputed.  Not dumped: a restore's COPY of
+-- deployments fills it again.
+------------------------------------------------------------------------------
+CREATE TABLE engineering.service_first_deployments (
+    service    text PRIMARY KEY,
+    first_seen timestamptz NOT NULL
+);
+COMMENT ON TABLE engineering.service_first_deployments IS
+    'when each service was first seen deploying: the earliest coalesce(finished_at, started_at) of its deployments (any environment and status); nothing committed before it is counted';
+COMMENT ON COLUMN engineering.service_first_deployments.service IS 'the service';
+COMMENT ON COLUMN engineering.service_first_deployments.first_seen IS 'the earliest coalesce(finished_at, started_at) of its deployments';
+
+CREATE FUNCTION engineering._first_deployments_note(earliest jsonb, recheck jsonb)
+RETURNS void
+LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE
+SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    INSERT INTO engineering.service_first_deployments AS f (service, first_seen)
+    SELECT e.service, e.first_seen
+      FROM jsonb_to_recordset(earliest) AS e(service text, first_seen timestamptz)
+     WHERE e.service IS NOT NULL AND e.first_seen IS NOT NULL
+     ORDER BY e.service
+    ON CONFLICT (service) DO UPDATE SET first_seen = excluded.first_seen
+     WHERE excluded.first_seen < f.first_seen;
+    IF jsonb_array_length(recheck) > 0 THEN
+        -- (the expression index makes each minimum one probe)
+        WITH now_first AS (
+            SELECT r.service,
+                   (SELECT min(coalesce(d.finished_at, d.started_at)) FROM engineering.deployments d
+                     WHERE d.service = r.service) AS first_seen
+              FROM (SELECT DISTINCT x AS service FROM jsonb_array_elements_text(recheck) x) r
+        ),
+        gone AS (
+            DELETE FROM engineering.service_first_deployments f
+             USING now_first n WHERE f.service = n.service AND n.first_seen IS NULL
+        )
+        INSERT INTO engineering.service_first_deployments AS f (service, first_seen)
+        SELECT n.service, n.first_seen FROM now_first n WHERE n.first_seen IS NOT NULL ORDER BY n.service
+        ON CONFLICT (service) DO UPDATE SET first_seen = excluded.first_seen
+         WHERE excluded.first_seen IS DISTINCT FROM f.first_seen;
+    END IF;
+END
+$$;
+COMMENT ON FUNCTION engineering._first_deployments_note(jsonb, jsonb) IS
+    'internal: keeps service_first_deployments: the earliest times of new deployments ({service, first_seen}), and the services whose deployments were updated or deleted, recomputed';
+REVOKE EXECUTE ON FUNCTION engineering._first_deployments_note(jsonb, jsonb) FROM PUBLIC;
+
+CREATE INDEX deployments_service_first_seen_idx
+    ON engineering.deployments (service, (coalesce(finished_at, started_at)));
+
 -- One trigger function for the four event tables; the rows of a statement
 -- come as transition tables (old_rows for UPDATE and DELETE, new_rows for
 -- INSERT and UPDATE).
@@ -125,11 +184,29 @@ AS $$
 DECLARE
     touched jsonb := '[]';
     part jsonb;
+    earliest jsonb := '[]';
+    recheck jsonb := '[]';
 BEGIN
     IF TG_OP = 'TRUNCATE' THEN
         -- no rows to look at: every service, from the beginning
         PERFORM engineering._dora_backlog_add_everything();
+        IF TG_TABLE_NAME = 'deployments' THEN
+            PERFORM engineering._first_deployments_note('[]', (SELECT coalesce(jsonb_agg(f.service), '[]')
+                                                                 FROM engineering.service_first_deployments f));
+        END IF;
         RETURN NULL;
+    END IF;
+    IF TG_TABLE_NAME = 'deployments' THEN
+        -- (each transition table is read only where it exists)
+        IF TG_OP <> 'DELETE' THEN
+            SELECT coalesce(jsonb_agg(x), '[]') INTO earliest
+              FROM (SELECT r.service, min(coalesce(r.finished_at, r.started_at)) AS first_seen
+                      FROM new_rows r GROUP BY r.service) x;
+        END IF;
+        IF TG_OP <> 'INSERT' THEN
+            SELECT coalesce(jsonb_agg(DISTINCT r.service), '[]') INTO recheck FROM old_rows r;
+        END IF;
+        PERFORM engineering._first_deployments_note(earliest, recheck);
     END IF;
     IF TG_OP IN ('UPDATE', 'DELETE') THEN
         EXECUTE format($q$SELECT coalesce(jsonb_agg(x), '[]') FROM (%s) x$q$,
@@ -335,11 +412,9 @@ BEGIN
     WITH first_deployment AS (
         -- when each service was first seen deploying: nothing committed
         -- before that is attributed to it
-        SELECT d.service, min(coalesce(d.finished_at, d.started_at)) AS since
-        FROM engineering.deployments d
-        JOIN pg_temp.em_link_scope s ON s.service = d.service
-        WHERE coalesce(d.finished_at, d.started_at) IS NOT NULL
-        GROUP BY d.service
+        SELECT f.service, f.first_seen AS since
+        FROM engineering.service_first_deployments f
+        JOIN pg_temp.em_link_scope s ON s.service = f.service
     ),
     ranges AS (
         SELECT b.id, b.service, b.environment, b.lower_bound, b.upper_bound

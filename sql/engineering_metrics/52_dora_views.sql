@@ -10,7 +10,7 @@
 -- at the first successful deployment there that shipped it (a change
 -- re-linked to a later deployment, e.g. by a connector after a redeploy, is
 -- not counted twice), and only when it was committed after the service's
--- first recorded deployment (_service_first_deployments): a link that puts
+-- first recorded deployment (service_first_deployments): a link that puts
 -- years of history on a first deployment counts nothing.  change_lead_times,
 -- dora() and pull_request_cycle_times all read links through it.
 --
@@ -62,14 +62,9 @@ FROM (
                         AND ed.environment = d.environment AND ed.status = 'success'
                         AND (ed.finished_at, ed.id) < (d.finished_at, d.id))
 ) f
--- committed after the service's first recorded deployment (the rule of
--- _service_first_deployments, written as a probe of the deployments index
--- rather than a join with the grouped view, which a filtered caller would
--- recompute in full)
-WHERE EXISTS (SELECT 1
-              FROM engineering.deployments x
-              WHERE x.service = f.service
-                AND coalesce(x.finished_at, x.started_at) < f.committed_at);
+-- committed after the service's first recorded deployment
+JOIN engineering.service_first_deployments fd ON fd.service = f.service
+WHERE f.committed_at > fd.first_seen;
 
 COMMENT ON VIEW engineering._first_shipments IS
     'internal: the linked changes that count, however linked: one row per change and environment at its first successful deployment there, only for changes committed after the service''s first recorded deployment; pull_request_started_at is the earlier of the first commit and the opening of the pull request the change merged';
