@@ -116,6 +116,19 @@ GRANT SELECT ON
     engineering.change_lead_times, engineering.deployment_outcomes,
     engineering.pull_request_cycle_times
 TO engineering_reader;
+-- dora() runs with the caller's rights and reads the links through this view
+GRANT SELECT ON engineering._first_shipments TO engineering_reader;
+GRANT SELECT ON engineering.dora_backlog, engineering.dora_job_arguments, engineering.service_first_deployments
+TO engineering_reader;
+-- what writers' inserts record in the backlog, and what their runs of
+-- link_changes() and attribute_incidents() take from it
+GRANT EXECUTE ON FUNCTION
+    engineering._dora_backlog_add(text, jsonb),
+    engineering._dora_backlog_add_everything(),
+    engineering._dora_backlog_take(text, text),
+    engineering._dora_job_arguments_changed(text, text),
+    engineering._first_deployments_note(jsonb, jsonb)
+TO engineering_writer;
 GRANT INSERT, UPDATE, DELETE ON engineering.dora_settings, engineering.dora_benchmarks TO engineering_admin;
 
 ------------------------------------------------------------------------------

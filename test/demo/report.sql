@@ -38,7 +38,7 @@ SELECT coalesce(d.service, 'all services') AS service,
        pg_temp.leveled(pg_temp.human(d.lead_time), d.lead_time_level) AS "lead time",
        pg_temp.leveled(pg_temp.pct(d.change_failure_rate), d.change_failure_rate_level) AS "change failure rate",
        pg_temp.leveled(pg_temp.human(d.time_to_restore), d.time_to_restore_level) AS "time to restore",
-       pg_temp.human(d.failed_deployment_recovery_time) AS "failed deployment recovery",
+       pg_temp.leveled(pg_temp.human(d.failed_deployment_recovery_time), d.failed_deployment_recovery_time_level) AS "failed deployment recovery",
        pg_temp.pct(d.rework_rate) AS rework
 FROM engineering.dora(now() - interval '90 days', now()) d;
 

@@ -100,6 +100,31 @@ for my $d (@$dashboards)
 	is($dsvar && $dsvar->{current}{value}, $ds_uid, "$dash->{uid}: its data source defaults to the provisioned one");
 }
 
+# --- the DORA overview shows each graded figure with its own level -----------
+# (README, "DORA overview": the stat row shows every figure of dora() with
+# its *_level): a stat panel per figure that has a level column, selecting
+# that figure and that level, not another one's.
+{
+	my ($overview) = grep { $_->{dashboard}{uid} eq 'em-dora-overview' } @$dashboards;
+	my @graded = split /\n/, $node->safe_psql('postgres', q{
+		SELECT a.attname FROM pg_attribute a
+		WHERE a.attrelid = 'engineering.dora_report'::regclass AND a.attnum > 0
+		  AND EXISTS (SELECT 1 FROM pg_attribute l WHERE l.attrelid = a.attrelid
+		              AND l.attname = a.attname || '_level')
+		ORDER BY a.attnum});
+	cmp_ok(scalar @graded, '>=', 4, 'dora_report has four figures with a level column of the same name or more');
+	my @stats = grep { $_->{type} eq 'stat' } @{ $overview->{dashboard}{panels} };
+	for my $figure (@graded)
+	{
+		my @showing = grep {
+			my $sql = join "\n", map { $_->{rawSql} // '' } @{ $_->{targets} };
+			my %levels = map { $_ => 1 } $sql =~ /\bd\.(\w+)_level\b/g;
+			$sql =~ /\bd\.\Q$figure\E\b(?!_)/ && $levels{$figure} && keys(%levels) == 1
+		} @stats;
+		is(scalar @showing, 1, "em-dora-overview: one stat panel shows $figure with ${figure}_level");
+	}
+}
+
 # --- every query of every dashboard, in three scenarios ----------------------
 my $psql = sub { my ($script) = @_; return $node->psql('postgres', $script); };
 my $to = time;
