@@ -94,6 +94,24 @@ $$;
 COMMENT ON FUNCTION engineering._platform_grade(text, float8) IS
     'internal: good, fair or poor for a figure of the platform report, by platform_thresholds';
 
+CREATE FUNCTION engineering._platform_bounds(measure text)
+RETURNS text
+LANGUAGE sql STABLE PARALLEL SAFE
+AS $$
+    SELECT format('good %s %s, fair %s %s',
+                  CASE WHEN t.higher_is_better THEN 'from' ELSE 'up to' END,
+                  CASE WHEN t.measure LIKE 'time\_%' THEN justify_hours(t.good * interval '1 second')::text
+                       WHEN t.measure = 'nps' THEN t.good::text
+                       ELSE round(100 * t.good::numeric, 1) || '%' END,
+                  CASE WHEN t.higher_is_better THEN 'from' ELSE 'up to' END,
+                  CASE WHEN t.measure LIKE 'time\_%' THEN justify_hours(t.fair * interval '1 second')::text
+                       WHEN t.measure = 'nps' THEN t.fair::text
+                       ELSE round(100 * t.fair::numeric, 1) || '%' END)
+    FROM engineering.platform_thresholds t WHERE t.measure = _platform_bounds.measure
+$$;
+COMMENT ON FUNCTION engineering._platform_bounds(text) IS
+    'internal: the bounds of a platform report measure''s grades, in words (good up to 7 days, fair up to 14 days)';
+
 -- Golden-path adoption per team.  This is the hook to the service catalog
 -- (platform engineering part 1): without it there is nothing to count and
 -- the report says so.
@@ -109,6 +127,9 @@ COMMENT ON FUNCTION engineering._platform_adoption(timestamptz) IS
 CREATE FUNCTION engineering.platform_report(from_ts timestamptz, to_ts timestamptz)
 RETURNS TABLE (team text, area text, measure text, value float8, unit text, grade text, reason text)
 LANGUAGE plpgsql STABLE PARALLEL SAFE
+-- the plan's cost estimate (a dora() per service) triggers JIT, whose
+-- compilation took 30 times as long as the report on the demo's data
+SET jit = off
 AS $$
 #variable_conflict use_column
 DECLARE
@@ -260,7 +281,7 @@ BEGIN
                CASE WHEN latest IS NULL THEN 'no survey opened before the end of the window'
                     WHEN st.nps_suppressed THEN format('survey %s: %s', latest, st.note)
                     WHEN st.nps IS NULL THEN format('survey %s has no answered nps question', latest)
-                    ELSE format('survey %s', latest) END
+                    ELSE format('survey %s, %s respondents', latest, st.respondents) END
         FROM scopes s LEFT JOIN survey_team st ON st.team IS NOT DISTINCT FROM s.team
         UNION ALL
         -- delivery
@@ -273,7 +294,15 @@ BEGIN
                coalesce('worst of ' || b.reason, 'no SLOs on the team''s services')
         FROM scopes s LEFT JOIN budget_team b ON b.team IS NOT DISTINCT FROM s.team
     )
-    SELECT r.team, r.area, r.measure, r.value, r.unit, r.grade, r.reason
+    SELECT r.team, r.area, r.measure, r.value, r.unit, r.grade,
+           r.reason || coalesce(' (' || CASE WHEN r.grade IS NOT NULL THEN engineering._platform_bounds(
+               CASE r.measure WHEN 'golden path adoption' THEN 'golden_path_adoption'
+                              WHEN 'time to first PR' THEN 'time_to_first_pr'
+                              WHEN 'time to first deploy' THEN 'time_to_first_deploy'
+                              WHEN 'time to 10th PR' THEN 'time_to_tenth_pr'
+                              WHEN 'favorable rate' THEN 'favorable_rate'
+                              WHEN 'NPS' THEN 'nps'
+                              WHEN 'SLO budget remaining' THEN 'slo_budget_remaining' END) END || ')', '')
     FROM (
         SELECT r.*, 0 AS summary_last FROM report r
         UNION ALL

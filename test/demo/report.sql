@@ -1,6 +1,7 @@
 -- The demo's report: DORA per service and overall over the last 90 days
 -- (engineering.dora), the SLOs now and the alerts firing, the incidents
--- still open, and a few queries to try.
+-- still open, the platform report per team (when people are recorded),
+-- and a few queries to try.
 \set QUIET 1
 \pset footer off
 \pset null '–'
@@ -24,6 +25,11 @@ LANGUAGE sql IMMUTABLE AS $$ SELECT to_char(100 * r, 'FM990.0') || ' %' $$;
 CREATE FUNCTION pg_temp.leveled(value text, level text) RETURNS text
 LANGUAGE sql IMMUTABLE AS $$ SELECT value || coalesce('  ' || level, '') $$;
 
+SELECT to_regproc('engineering.platform_report') IS NOT NULL AND EXISTS (SELECT 1 FROM engineering.people) AS platform \gset
+\if :platform
+\else
+\unset platform
+\endif
 SELECT to_char(now() - interval '90 days', 'YYYY-MM-DD HH24:MI') AS from_ts,
        to_char(now(), 'YYYY-MM-DD HH24:MI') AS to_ts,
        (SELECT production_environment FROM engineering.dora_settings) AS env,
@@ -73,6 +79,41 @@ LEFT JOIN engineering.sources s ON s.id = i.source_id
 WHERE i.resolved_at IS NULL
 ORDER BY i.opened_at;
 
+\if :{?platform}
+\echo
+\echo 'Platform engineering, last 90 days, per team (engineering.platform_report(now() - interval ''90 days'', now()))'
+\echo '(onboarding: medians over the people hired in the window; satisfaction: the latest survey, groups under 5 respondents suppressed;'
+\echo ' delivery: the DORA key of the team''s weakest service; reliability: the worst SLO budget left; grade: good, fair or poor)'
+CREATE FUNCTION pg_temp.graded(value text, grade text) RETURNS text
+LANGUAGE sql IMMUTABLE AS $$ SELECT coalesce(value, '–') || coalesce(' ' || grade, '') $$;
+SELECT coalesce(r.team, 'everyone') AS team,
+       max(pg_temp.graded(to_char(100 * r.value, 'FM990') || ' %', r.grade)) FILTER (WHERE r.measure = 'golden path adoption') AS "golden paths",
+       (max(r.value) FILTER (WHERE r.measure = 'hires'))::integer AS hires,
+       max(pg_temp.graded(pg_temp.human(r.value * interval '1 second'), r.grade)) FILTER (WHERE r.measure = 'time to first PR') AS "first PR",
+       max(pg_temp.graded(pg_temp.human(r.value * interval '1 second'), r.grade)) FILTER (WHERE r.measure = 'time to first deploy') AS "first deploy",
+       max(pg_temp.graded(pg_temp.human(r.value * interval '1 second'), r.grade)) FILTER (WHERE r.measure = 'time to 10th PR') AS "10th PR",
+       max(pg_temp.graded(pg_temp.pct(r.value), r.grade)) FILTER (WHERE r.measure = 'favorable rate') AS favorable,
+       max(pg_temp.graded(round(r.value)::text, r.grade)) FILTER (WHERE r.measure = 'NPS') AS nps,
+       (array_agg(r.grade ORDER BY CASE r.grade WHEN 'poor' THEN 1 WHEN 'fair' THEN 2 ELSE 3 END)
+            FILTER (WHERE r.area = 'delivery' AND r.grade IS NOT NULL))[1] AS delivery,
+       max(pg_temp.graded(pg_temp.pct(r.value), r.grade)) FILTER (WHERE r.measure = 'SLO budget remaining') AS "SLO budget",
+       max(r.grade) FILTER (WHERE r.area = 'summary') AS maturity
+FROM engineering.platform_report(now() - interval '90 days', now()) r
+GROUP BY r.team
+ORDER BY r.team NULLS FIRST;
+
+\echo
+\echo 'Why: every measure below good, with its reason'
+SELECT coalesce(r.team, 'everyone') AS team, r.measure, r.grade, r.reason
+FROM engineering.platform_report(now() - interval '90 days', now()) r
+WHERE r.grade IN ('fair', 'poor') AND r.area <> 'summary'
+ORDER BY r.team NULLS FIRST, r.grade DESC, r.measure;
+
+\echo
+\echo 'Left out of people metrics as bots (engineering.excluded_authors; the pattern is engineering.people_settings.bot_pattern)'
+SELECT author, commits, pull_requests, array_to_string(services, ', ') AS services FROM engineering.excluded_authors ORDER BY author;
+\endif
+
 \echo
 \echo 'Try, in psql (SET search_path = engineering, public saves typing):'
 \echo '  -- one service, this quarter, against the 2021 tiers'
@@ -90,3 +131,6 @@ ORDER BY i.opened_at;
 \echo '  -- an SLO''s budget, hour by hour, over the last day'
 \echo '  SELECT * FROM engineering.slo_history(''checkout-availability'', now() - interval ''1 day'', now());'
 \echo '  -- wait for pages: LISTEN engineering_slo_alerts;'
+\echo '  -- onboarding cohorts by month, and a survey per team (small groups suppressed)'
+\echo '  SELECT * FROM engineering.onboarding_cohorts(now() - interval ''180 days'', now()) WHERE team IS NULL;'
+\echo '  SELECT * FROM engineering.survey_results(''developer survey 2'', ''team'');'
