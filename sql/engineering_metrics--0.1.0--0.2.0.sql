@@ -379,9 +379,9 @@ BEGIN
                CASE WHEN lower(e->>'kind') = 'component' THEN engineering._backstage_service(config, e) END AS service,
                CASE WHEN jsonb_typeof(e->'metadata'->'annotations'->'backstage.io/source-template') = 'string'
                     THEN engineering._catalog_ref(e->'metadata'->'annotations'->>'backstage.io/source-template', 'template', r.ns) END AS template,
-               ARRAY(SELECT t FROM jsonb_array_elements(CASE WHEN jsonb_typeof(e->'metadata'->'tags') = 'array'
+               ARRAY(SELECT t #>> '{}' FROM jsonb_array_elements(CASE WHEN jsonb_typeof(e->'metadata'->'tags') = 'array'
                                                              THEN e->'metadata'->'tags' ELSE '[]' END) WITH ORDINALITY AS g(t, o)
-                     WHERE jsonb_typeof(t) = 'string' ORDER BY o)::text[] AS tags_json,
+                     WHERE jsonb_typeof(t) = 'string' ORDER BY o) AS tags_json,
                coalesce((SELECT jsonb_object_agg(a.key, a.value) FROM jsonb_each(
                              CASE WHEN jsonb_typeof(e->'metadata'->'annotations') = 'object'
                                   THEN e->'metadata'->'annotations' ELSE '{}' END) a
@@ -511,4 +511,575 @@ END;
 $$;
 COMMENT ON FUNCTION engineering._backstage_ingest(engineering.sources, engineering.sync_tasks, integer, jsonb, jsonb) IS
     'connector interface: maps a page of entities, follows pageInfo.nextCursor, and after the last page marks removed what the listing did not hold; returns rows changed';
+
+-- dora() becomes a wrapper of _dora_report(), which dora_by_golden_path() shares (53_dora_report.sql)
+-- _dora_report() is the report for a set of services: every service
+-- (services NULL), one (single: dora(service => ...)), or the services of
+-- a group taken together, as one row (dora_by_golden_path()); dora() and
+-- the group reports share one definition of every figure.
+CREATE FUNCTION engineering._dora_report(
+    from_ts         timestamptz,
+    to_ts           timestamptz,
+    services        text[],
+    single          boolean,
+    environment     text,
+    benchmark_year  integer,
+    lead_time_start text)
+RETURNS SETOF engineering.dora_report
+LANGUAGE plpgsql STABLE PARALLEL SAFE
+-- JIT compiling these plans costs more than it saves (measured: dora() for
+-- a year of 1M changes takes twice as long with jit = on)
+SET jit = off
+AS $fn$
+DECLARE
+    settings engineering.dora_settings;
+    env text;
+    grading_year integer;
+    start_from text;
+    start_expr text;
+    service_filter text := '';
+    incident_filter text := '';
+    wanted_rows text;
+BEGIN
+    SELECT * INTO settings FROM engineering.dora_settings LIMIT 1;
+    env := coalesce(environment, settings.production_environment, 'production');
+    grading_year := coalesce(benchmark_year, settings.benchmark_year, 2023);
+    start_from := coalesce(lead_time_start, settings.lead_time_start, 'committed_at');
+
+    IF from_ts IS NULL OR to_ts IS NULL OR NOT isfinite(from_ts) OR NOT isfinite(to_ts) THEN
+        RAISE EXCEPTION 'dora() needs a finite window, got [%, %)', from_ts, to_ts
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF to_ts < from_ts THEN
+        RAISE EXCEPTION 'the window ends (%) before it starts (%)', to_ts, from_ts
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF NOT EXISTS (SELECT 1 FROM engineering.dora_benchmarks b WHERE b.report_year = grading_year) THEN
+        RAISE EXCEPTION 'no DORA benchmarks for report year %', grading_year
+            USING ERRCODE = 'invalid_parameter_value',
+                  HINT = format('engineering.dora_benchmarks holds the years %s; add rows for others',
+                                (SELECT coalesce(string_agg(DISTINCT b.report_year::text, ', '), 'none')
+                                   FROM engineering.dora_benchmarks b));
+    END IF;
+
+    -- where lead time starts (the choices of dora_settings.lead_time_start)
+    start_expr := CASE start_from
+        WHEN 'committed_at' THEN 'c.committed_at'
+        WHEN 'authored_at' THEN 'coalesce(c.authored_at, c.committed_at)'
+        WHEN 'pr_first_commit' THEN
+            'coalesce((SELECT min(coalesce(pr.first_commit_at, pr.opened_at))
+                         FROM engineering.pull_requests pr
+                        WHERE pr.service = c.service AND pr.merge_commit_sha = c.commit_sha),
+                      c.committed_at)'
+    END;
+    IF start_expr IS NULL THEN
+        RAISE EXCEPTION 'unknown lead_time_start "%"', start_from
+            USING ERRCODE = 'invalid_parameter_value',
+                  HINT = 'expected committed_at, authored_at or pr_first_commit';
+    END IF;
+
+    IF single THEN
+        service_filter := 'AND d.service = $3[1]';
+        incident_filter := 'AND i.service = $3[1]';
+        wanted_rows := 'SELECT $3[1]::text AS service';
+    ELSIF services IS NOT NULL THEN
+        service_filter := 'AND d.service = ANY ($3)';
+        incident_filter := 'AND i.service = ANY ($3)';
+        wanted_rows := 'SELECT NULL::text AS service';
+    ELSE
+        wanted_rows := 'SELECT s.service FROM (SELECT service FROM deploys UNION SELECT service FROM opened) s
+                        UNION ALL SELECT NULL';
+    END IF;
+
+    RETURN QUERY EXECUTE format($q$
+        WITH deploys AS MATERIALIZED (
+            -- successful deployments to the environment finished in the window
+            SELECT d.id, d.service, d.finished_at
+              FROM engineering.deployments d
+             WHERE d.status = 'success' AND d.environment = $4
+               AND d.finished_at >= $1 AND d.finished_at < $2
+               %1$s
+        ),
+        opened AS MATERIALIZED (
+            -- incidents opened in the window
+            SELECT i.service, i.opened_at, i.resolved_at
+              FROM engineering.incidents i
+             WHERE i.opened_at >= $1 AND i.opened_at < $2
+               %2$s
+        ),
+        frequency AS (
+            SELECT d.service, count(*) AS deployments,
+                   array_agg(DISTINCT (d.finished_at AT TIME ZONE 'UTC')::date) AS days
+              FROM deploys d
+             GROUP BY GROUPING SETS ((d.service), ())
+        ),
+        shipped AS NOT MATERIALIZED (
+            -- each change counts at the first successful deployment of the
+            -- environment that shipped it (see change_lead_times), and only
+            -- with a lead time that is not negative (a commit clock ahead of
+            -- the deployment's).  Links inferred by link_changes() are
+            -- unique per change and environment, so they only need checking
+            -- against the connector's and manual links; those are checked
+            -- against all.  (Two anti-joins rather than one condition with
+            -- OR, which would need a correlated subplan and no parallelism.)
+            SELECT d.service, x.started, d.finished_at
+              FROM engineering.deployments d
+              JOIN engineering.deployment_changes dc ON dc.deployment_id = d.id
+              JOIN engineering.changes c ON c.id = dc.change_id
+             CROSS JOIN LATERAL (SELECT %3$s AS started) x
+             WHERE d.status = 'success' AND d.environment = $4
+               AND d.finished_at >= $1 AND d.finished_at < $2
+               %1$s
+               AND x.started <= d.finished_at
+               AND dc.linked_by = 'inferred'
+               AND NOT EXISTS (SELECT 1
+                                 FROM engineering.deployment_changes e
+                                 JOIN engineering.deployments ed ON ed.id = e.deployment_id
+                                WHERE e.change_id = dc.change_id AND e.linked_by <> 'inferred'
+                                  AND ed.environment = $4 AND ed.status = 'success'
+                                  AND (ed.finished_at, ed.id) < (d.finished_at, d.id))
+            UNION ALL
+            SELECT d.service, x.started, d.finished_at
+              FROM engineering.deployments d
+              JOIN engineering.deployment_changes dc ON dc.deployment_id = d.id
+              JOIN engineering.changes c ON c.id = dc.change_id
+             CROSS JOIN LATERAL (SELECT %3$s AS started) x
+             WHERE d.status = 'success' AND d.environment = $4
+               AND d.finished_at >= $1 AND d.finished_at < $2
+               %1$s
+               AND x.started <= d.finished_at
+               AND dc.linked_by <> 'inferred'
+               AND NOT EXISTS (SELECT 1
+                                 FROM engineering.deployment_changes e
+                                 JOIN engineering.deployments ed ON ed.id = e.deployment_id
+                                WHERE e.change_id = dc.change_id
+                                  AND ed.environment = $4 AND ed.status = 'success'
+                                  AND (ed.finished_at, ed.id) < (d.finished_at, d.id))
+        ),
+        lead_times AS (
+            -- two aggregations rather than GROUPING SETS, which PostgreSQL
+            -- cannot run in parallel
+            SELECT s.service, engineering.lead_time(s.started, s.finished_at) AS lead_time
+              FROM shipped s GROUP BY s.service
+            %5$s
+        ),
+        failures AS (
+            -- a deployment with several incidents fails once
+            SELECT d.service,
+                   count(DISTINCT d.id) AS failed,
+                   engineering.time_to_restore(d.finished_at, i.resolved_at)
+                       FILTER (WHERE i.resolved_at >= d.finished_at) AS recovery
+              FROM deploys d
+              JOIN engineering.incidents i ON i.cause_deployment_id = d.id
+             GROUP BY GROUPING SETS ((d.service), ())
+        ),
+        restore AS (
+            SELECT o.service, engineering.time_to_restore(o.opened_at, o.resolved_at) AS time_to_restore
+              FROM opened o
+             GROUP BY GROUPING SETS ((o.service), ())
+        ),
+        rework AS (
+            -- a sweep over each service's timeline: +1 when an incident
+            -- opens, -1 when it is resolved, and each deployment reads how
+            -- many are open.  At equal times resolutions come first, then
+            -- openings, then deployments: an incident is open over
+            -- [opened_at, resolved_at).
+            SELECT t.service, count(*) FILTER (WHERE t.open_incidents > 0) AS during_incident
+              FROM (
+                  SELECT ev.service, ev.kind,
+                         sum(ev.delta) OVER (PARTITION BY ev.service ORDER BY ev.at, ev.kind
+                                             ROWS UNBOUNDED PRECEDING) AS open_incidents
+                    FROM (
+                        SELECT d.service, d.finished_at AS at, 2 AS kind, 0 AS delta FROM deploys d
+                        UNION ALL
+                        SELECT i.service, i.opened_at, 1, 1
+                          FROM engineering.incidents i
+                         WHERE i.opened_at < $2
+                           AND (i.resolved_at IS NULL OR (i.resolved_at > $1 AND i.resolved_at > i.opened_at))
+                           %2$s
+                        UNION ALL
+                        SELECT i.service, i.resolved_at, 0, -1
+                          FROM engineering.incidents i
+                         WHERE i.opened_at < $2
+                           AND i.resolved_at > $1 AND i.resolved_at > i.opened_at
+                           %2$s
+                    ) ev
+              ) t
+             WHERE t.kind = 2
+             GROUP BY GROUPING SETS ((t.service), ())
+        ),
+        wanted AS (%4$s)
+        SELECT w.service,
+               coalesce(f.deployments, 0),
+               CASE WHEN f.deployments > 0
+                    THEN engineering._deployment_days_per_period(f.days, $1, $2, 'week') END,
+               engineering._dora_frequency_level($5, f.days, $1, $2),
+               l.lead_time,
+               engineering._dora_level($5, 'lead_time', l.lead_time, NULL),
+               CASE WHEN f.deployments > 0
+                    THEN coalesce(x.failed, 0)::float8 / f.deployments END,
+               CASE WHEN f.deployments > 0
+                    THEN engineering._dora_level($5, 'change_failure_rate', NULL,
+                                                 coalesce(x.failed, 0)::float8 / f.deployments) END,
+               r.time_to_restore,
+               engineering._dora_level($5, 'time_to_restore', r.time_to_restore, NULL),
+               x.recovery,
+               CASE WHEN f.deployments > 0
+                    THEN coalesce(rw.during_incident, 0)::float8 / f.deployments END
+          FROM wanted w
+          LEFT JOIN frequency f ON f.service IS NOT DISTINCT FROM w.service
+          LEFT JOIN lead_times l ON l.service IS NOT DISTINCT FROM w.service
+          LEFT JOIN failures x ON x.service IS NOT DISTINCT FROM w.service
+          LEFT JOIN restore r ON r.service IS NOT DISTINCT FROM w.service
+          LEFT JOIN rework rw ON rw.service IS NOT DISTINCT FROM w.service
+         ORDER BY w.service NULLS LAST
+        $q$, service_filter, incident_filter, start_expr, wanted_rows,
+           CASE WHEN NOT single
+                THEN 'UNION ALL SELECT NULL, engineering.lead_time(s.started, s.finished_at) FROM shipped s'
+                ELSE '' END)
+    USING from_ts, to_ts, services, env, grading_year;
+END
+$fn$;
+
+COMMENT ON FUNCTION engineering._dora_report(timestamptz, timestamptz, text[], boolean, text, integer, text) IS
+    'internal: dora() for every service and all together (services NULL), for one service (single, services[1]), or for a set of services as one row (service NULL)';
+
+CREATE OR REPLACE FUNCTION engineering.dora(
+    from_ts         timestamptz,
+    to_ts           timestamptz,
+    service         text DEFAULT NULL,
+    environment     text DEFAULT NULL,
+    benchmark_year  integer DEFAULT NULL,
+    lead_time_start text DEFAULT NULL)
+RETURNS SETOF engineering.dora_report
+LANGUAGE sql STABLE PARALLEL SAFE
+SET jit = off
+BEGIN ATOMIC
+    SELECT * FROM engineering._dora_report(from_ts, to_ts, CASE WHEN service IS NOT NULL THEN ARRAY[service] END,
+                                           service IS NOT NULL, environment, benchmark_year, lead_time_start);
+END;
+
+COMMENT ON FUNCTION engineering.dora(timestamptz, timestamptz, text, text, integer, text) IS
+    'DORA report over successful deployments to an environment (default dora_settings.production_environment) that finished in [from_ts, to_ts): one row per service (or only the one given) plus a row for all services (service NULL); levels from dora_benchmarks for benchmark_year (default dora_settings.benchmark_year); lead_time_start overrides dora_settings.lead_time_start';
+
+-- from 80_platform_catalog.sql
+-- engineering_metrics: platform engineering, part 1: the services of the
+-- catalog.
+--
+-- The catalog (catalog_entities, filled by backstage sources or by hand)
+-- says which services exist, who owns them and how they were made; the
+-- event tables say how they deliver and run.  Both meet on the service
+-- name (catalog_entities.service).  Every figure is defined in README.md
+-- ("Platform engineering").
+
+------------------------------------------------------------------------------
+-- The choices, in one row
+------------------------------------------------------------------------------
+
+CREATE TABLE engineering.platform_settings (
+    singleton       boolean PRIMARY KEY DEFAULT true
+                    CHECK (singleton OR engineering._reject_value('platform_settings.singleton', singleton::text, 'platform_settings holds exactly one row')),
+    eligible_types  text[] NOT NULL DEFAULT '{service}'
+                    CHECK (cardinality(eligible_types) > 0
+                           OR engineering._reject_value('platform_settings.eligible_types', eligible_types::text, 'name at least one component type')),
+    pipeline_window interval NOT NULL DEFAULT '30 days'
+                    CHECK ((pipeline_window > interval '0' AND pipeline_window <= interval '366 days')
+                           OR engineering._reject_value('platform_settings.pipeline_window', pipeline_window::text, 'expected a window between 0 and 366 days'))
+);
+INSERT INTO engineering.platform_settings DEFAULT VALUES;
+
+COMMENT ON TABLE engineering.platform_settings IS
+    'the one row of platform-engineering defaults: which components golden-path adoption counts, and how far back pipeline paths look; edit it with UPDATE';
+COMMENT ON COLUMN engineering.platform_settings.singleton IS 'always true: the table has exactly one row';
+COMMENT ON COLUMN engineering.platform_settings.eligible_types IS
+    'the component spec.type values that count as services for adoption and scorecards (default {service})';
+COMMENT ON COLUMN engineering.platform_settings.pipeline_window IS
+    'a pipeline golden path looks at the production deployments of this window before the time asked for (default 30 days)';
+
+-- Keep edits across pg_dump/pg_restore, as dora_settings does.
+CREATE FUNCTION engineering._platform_settings_restore()
+RETURNS trigger
+LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE
+AS $$
+BEGIN
+    UPDATE engineering.platform_settings
+       SET eligible_types = NEW.eligible_types,
+           pipeline_window = NEW.pipeline_window
+     WHERE singleton = NEW.singleton;
+    IF FOUND THEN
+        RETURN NULL;
+    END IF;
+    RETURN NEW;
+END
+$$;
+COMMENT ON FUNCTION engineering._platform_settings_restore() IS
+    'internal trigger: an inserted platform_settings row (as pg_restore replays it) replaces the existing one';
+CREATE TRIGGER platform_settings_restore BEFORE INSERT ON engineering.platform_settings
+    FOR EACH ROW EXECUTE FUNCTION engineering._platform_settings_restore();
+
+SELECT pg_catalog.pg_extension_config_dump('engineering.platform_settings', '');
+
+------------------------------------------------------------------------------
+-- catalog_services(at): the services of the catalog at a time
+------------------------------------------------------------------------------
+
+-- Components alive at a time: first seen by then and not removed by then.
+-- Lifecycle, type and owner are the entity's current ones (the catalog
+-- keeps no history of them).
+CREATE FUNCTION engineering.catalog_services(at timestamptz DEFAULT now())
+RETURNS TABLE (service text, entity_ref text, source_id integer, type text, lifecycle text,
+               owner text, team text, system text, template text, tags text[], first_seen_at timestamptz,
+               eligible boolean, components bigint)
+LANGUAGE sql STABLE PARALLEL SAFE
+BEGIN ATOMIC
+    SELECT DISTINCT ON (c.service)
+           c.service, c.entity_ref, c.source_id, c.type, c.lifecycle, c.owner,
+           CASE WHEN c.owner LIKE 'group:%' THEN split_part(c.owner, '/', 2)
+                WHEN c.owner LIKE 'user:%' THEN
+                    (SELECT min(split_part(m.group_ref, '/', 2)) FROM engineering.catalog_memberships m
+                      WHERE m.user_ref = c.owner AND m.source_id IS NOT DISTINCT FROM c.source_id) END,
+           c.system, c.template, c.tags, c.first_seen_at, c.eligible,
+           count(*) OVER (PARTITION BY c.service)
+    FROM (SELECT e.*,
+                 e.type = ANY (s.eligible_types) AND lower(coalesce(e.lifecycle, '')) <> 'deprecated' AS eligible
+          FROM engineering.catalog_entities e
+          CROSS JOIN engineering.platform_settings s
+          WHERE e.kind = 'component' AND e.service IS NOT NULL
+            AND e.first_seen_at <= catalog_services.at
+            AND (e.removed_at IS NULL OR e.removed_at > catalog_services.at)) c
+    ORDER BY c.service, c.eligible DESC, c.source_id, c.entity_ref;
+END;
+COMMENT ON FUNCTION engineering.catalog_services(timestamptz) IS
+    'the services of the catalog at a time (components first seen by then and not removed by then), one row per service (the eligible component first when several map to it): owner, team (the owning group''s name), lifecycle, template, and whether it is eligible for adoption (type in platform_settings.eligible_types, lifecycle not deprecated)';
+
+-- from 81_golden_paths.sql
+-- engineering_metrics: platform engineering, part 2: golden paths, their
+-- adoption, and whether they pay off.
+--
+-- A golden path is the supported way to build and ship a service: a
+-- Backstage template to start from, a shared deploy pipeline, or whatever
+-- an annotation marks.  Adoption counts the eligible services (components
+-- of an eligible type, alive, not deprecated: catalog_services()) on each
+-- path; dora_by_golden_path() puts the DORA keys of the services on each
+-- path next to those of the services off every path.
+
+------------------------------------------------------------------------------
+-- The paths
+------------------------------------------------------------------------------
+
+CREATE TABLE engineering.golden_paths (
+    name            text PRIMARY KEY
+                    CHECK (btrim(name) <> '' OR engineering._reject_value('golden_paths.name', name, 'a golden path needs a non-empty name')),
+    kind            text NOT NULL
+                    CHECK (kind IN ('template', 'pipeline', 'annotation')
+                           OR engineering._reject_value('golden_paths.kind', kind, 'expected template, pipeline or annotation')),
+    pattern         text NOT NULL
+                    CHECK (btrim(pattern) <> '' OR engineering._reject_value('golden_paths.pattern', pattern, 'a golden path needs a pattern')),
+    description     text
+);
+COMMENT ON TABLE engineering.golden_paths IS
+    'the golden paths of the platform, written by admins: a template, a pipeline pattern or an annotation that puts a service on the path';
+COMMENT ON COLUMN engineering.golden_paths.name IS 'the path''s name, as reports show it';
+COMMENT ON COLUMN engineering.golden_paths.kind IS
+    'template (components created from the template), pipeline (services whose production deployments ran through a matching pipeline) or annotation (components carrying an annotation value)';
+COMMENT ON COLUMN engineering.golden_paths.pattern IS
+    'template: an entity ref (template:default/go-service, or just go-service); pipeline: a regular expression on pipeline_runs.pipeline; annotation: key=value';
+COMMENT ON COLUMN engineering.golden_paths.description IS 'what the path gives a team';
+
+CREATE FUNCTION engineering._golden_paths_check()
+RETURNS trigger
+LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE
+SET search_path = pg_catalog, engineering, pg_temp
+AS $$
+BEGIN
+    CASE NEW.kind
+    WHEN 'pipeline' THEN
+        BEGIN
+            PERFORM '' ~ NEW.pattern;
+        EXCEPTION WHEN invalid_regular_expression THEN
+            RAISE EXCEPTION 'golden path "%": pattern % is not a valid regular expression', NEW.name, quote_literal(NEW.pattern)
+                USING ERRCODE = 'invalid_parameter_value',
+                      HINT = 'A POSIX regular expression matched against pipeline_runs.pipeline, for example ''^Deploy$''.';
+        END;
+    WHEN 'annotation' THEN
+        IF NEW.pattern !~ '^[^=\s]+=' THEN
+            RAISE EXCEPTION 'golden path "%": an annotation pattern is key=value, got %', NEW.name, quote_literal(NEW.pattern)
+                USING ERRCODE = 'invalid_parameter_value',
+                      HINT = 'For example ''acme.com/golden-path=web-service''.';
+        END IF;
+    WHEN 'template' THEN
+        IF btrim(NEW.pattern) !~ '^([^:/\s]+:)?([^:/\s]+/)?[^:/\s]+$' THEN
+            RAISE EXCEPTION 'golden path "%": a template pattern is an entity ref, got %', NEW.name, quote_literal(NEW.pattern)
+                USING ERRCODE = 'invalid_parameter_value',
+                      HINT = 'For example ''template:default/go-service'' or ''go-service''.';
+        END IF;
+    ELSE
+        NULL;   -- refused by the kind's CHECK
+    END CASE;
+    RETURN NEW;
+END;
+$$;
+COMMENT ON FUNCTION engineering._golden_paths_check() IS
+    'trigger: a golden path''s pattern must fit its kind (a valid regular expression, key=value, or an entity ref)';
+CREATE TRIGGER golden_paths_check BEFORE INSERT OR UPDATE ON engineering.golden_paths
+    FOR EACH ROW EXECUTE FUNCTION engineering._golden_paths_check();
+
+SELECT pg_catalog.pg_extension_config_dump('engineering.golden_paths', '');
+
+------------------------------------------------------------------------------
+-- Who is on which path
+------------------------------------------------------------------------------
+
+CREATE FUNCTION engineering._eligible_components(at timestamptz)
+RETURNS TABLE (service text, entity_ref text, template text, annotations jsonb)
+LANGUAGE sql STABLE PARALLEL SAFE
+BEGIN ATOMIC
+    SELECT e.service, e.entity_ref, e.template, e.annotations
+    FROM engineering.catalog_entities e
+    CROSS JOIN engineering.platform_settings s
+    WHERE e.kind = 'component' AND e.service IS NOT NULL
+      AND e.type = ANY (s.eligible_types)
+      AND lower(coalesce(e.lifecycle, '')) <> 'deprecated'
+      AND e.first_seen_at <= _eligible_components.at
+      AND (e.removed_at IS NULL OR e.removed_at > _eligible_components.at);
+END;
+COMMENT ON FUNCTION engineering._eligible_components(timestamptz) IS
+    'internal: the components that count for adoption at a time: type in platform_settings.eligible_types, first seen by then, not removed by then, lifecycle not deprecated';
+
+-- A pipeline path is about how a service ships, so it asks the event
+-- tables: every successful production deployment of the window must have
+-- a run of a matching pipeline that built its commit (a service that did
+-- not deploy in the window is not on the path).
+CREATE FUNCTION engineering.golden_path_services(at timestamptz DEFAULT now())
+RETURNS TABLE (golden_path text, kind text, service text)
+LANGUAGE sql STABLE PARALLEL SAFE
+BEGIN ATOMIC
+    WITH eligible AS (
+        SELECT * FROM engineering._eligible_components(golden_path_services.at)),
+    settings AS (
+        SELECT p.pipeline_window,
+               coalesce((SELECT d.production_environment FROM engineering.dora_settings d LIMIT 1), 'production') AS env
+        FROM engineering.platform_settings p)
+    SELECT DISTINCT g.name, g.kind, c.service
+    FROM engineering.golden_paths g
+    JOIN eligible c ON g.kind = 'template' AND c.template = engineering._catalog_ref(g.pattern, 'template')
+    UNION
+    SELECT g.name, g.kind, c.service
+    FROM engineering.golden_paths g
+    JOIN eligible c ON g.kind = 'annotation'
+                   AND c.annotations->>split_part(g.pattern, '=', 1) = substr(g.pattern, strpos(g.pattern, '=') + 1)
+    UNION
+    SELECT g.name, g.kind, d.service
+    FROM engineering.golden_paths g
+    CROSS JOIN settings s
+    JOIN engineering.deployments d
+      ON g.kind = 'pipeline' AND d.status = 'success' AND d.environment = s.env
+     AND d.finished_at >= golden_path_services.at - s.pipeline_window AND d.finished_at < golden_path_services.at
+    WHERE d.service IN (SELECT c.service FROM eligible c)
+    GROUP BY g.name, g.kind, d.service
+    HAVING bool_and(EXISTS (SELECT 1 FROM engineering.pipeline_runs r
+                            WHERE r.service = d.service AND r.commit_sha = d.commit_sha
+                              AND r.pipeline ~ g.pattern))
+    ORDER BY 1, 3;
+END;
+COMMENT ON FUNCTION engineering.golden_path_services(timestamptz) IS
+    'the eligible services on each golden path at a time: template (an eligible component created from it), annotation (one carrying key=value), pipeline (every successful production deployment of the platform_settings.pipeline_window before at was built by a run of a matching pipeline, and there was one)';
+
+------------------------------------------------------------------------------
+-- Adoption
+------------------------------------------------------------------------------
+
+CREATE FUNCTION engineering.golden_path_adoption(at timestamptz DEFAULT now())
+RETURNS TABLE (golden_path text, kind text, adopted bigint, eligible bigint, adoption_rate float8)
+LANGUAGE sql STABLE PARALLEL SAFE
+BEGIN ATOMIC
+    WITH eligible AS (
+        SELECT count(DISTINCT c.service) AS n FROM engineering._eligible_components(golden_path_adoption.at) c),
+    members AS (
+        SELECT m.golden_path, m.service FROM engineering.golden_path_services(golden_path_adoption.at) m),
+    rows AS (
+        SELECT g.name AS golden_path, g.kind,
+               (SELECT count(DISTINCT m.service) FROM members m WHERE m.golden_path = g.name) AS adopted
+        FROM engineering.golden_paths g
+        UNION ALL
+        SELECT NULL, NULL, (SELECT count(DISTINCT m.service) FROM members m))
+    SELECT r.golden_path, r.kind, r.adopted, e.n,
+           CASE WHEN e.n > 0 THEN r.adopted::float8 / e.n END
+    FROM rows r CROSS JOIN eligible e
+    ORDER BY r.golden_path NULLS LAST;
+END;
+COMMENT ON FUNCTION engineering.golden_path_adoption(timestamptz) IS
+    'golden-path adoption at a time: per path, and overall (golden_path NULL: on at least one path), the eligible services on it, the eligible services, and their ratio (NULL without eligible services)';
+
+CREATE FUNCTION engineering.golden_path_adoption_history(from_ts timestamptz, to_ts timestamptz,
+                                                         step interval DEFAULT '1 week')
+RETURNS TABLE (at timestamptz, golden_path text, kind text, adopted bigint, eligible bigint, adoption_rate float8)
+LANGUAGE plpgsql STABLE PARALLEL SAFE
+SET search_path = pg_catalog, engineering, pg_temp
+AS $$
+BEGIN
+    IF from_ts IS NULL OR to_ts IS NULL OR NOT isfinite(from_ts) OR NOT isfinite(to_ts) OR to_ts < from_ts THEN
+        RAISE EXCEPTION 'golden_path_adoption_history() needs a finite window, got [%, %]', from_ts, to_ts
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF step IS NULL OR step <= interval '0' THEN
+        RAISE EXCEPTION 'step must be a positive interval, got %', step USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF (SELECT count(*) FROM generate_series(from_ts, to_ts, step) LIMIT 10001) > 10000 THEN
+        RAISE EXCEPTION 'the window holds more than 10000 steps of %', step
+            USING ERRCODE = 'program_limit_exceeded', HINT = 'Use a longer step.';
+    END IF;
+    RETURN QUERY
+        SELECT t.t, a.golden_path, a.kind, a.adopted, a.eligible, a.adoption_rate
+        FROM generate_series(from_ts, to_ts, step) AS t(t)
+        CROSS JOIN LATERAL engineering.golden_path_adoption(t.t) a
+        ORDER BY t.t, a.golden_path NULLS LAST;
+END;
+$$;
+COMMENT ON FUNCTION engineering.golden_path_adoption_history(timestamptz, timestamptz, interval) IS
+    'golden_path_adoption() at from_ts, from_ts + step, ... up to to_ts (at most 10000 steps), for a time series';
+
+------------------------------------------------------------------------------
+-- Do golden paths pay off?
+------------------------------------------------------------------------------
+
+CREATE FUNCTION engineering.dora_by_golden_path(from_ts timestamptz, to_ts timestamptz,
+                                                environment text DEFAULT NULL,
+                                                benchmark_year integer DEFAULT NULL,
+                                                lead_time_start text DEFAULT NULL)
+RETURNS TABLE (golden_path text, kind text, on_path boolean, services bigint,
+               deployments bigint, deployment_days_per_week float8, deployment_frequency_level text,
+               lead_time interval, lead_time_level text,
+               change_failure_rate float8, change_failure_rate_level text,
+               time_to_restore interval, time_to_restore_level text,
+               failed_deployment_recovery_time interval, rework_rate float8)
+LANGUAGE sql STABLE PARALLEL SAFE
+SET jit = off
+BEGIN ATOMIC
+    WITH eligible AS (
+        SELECT DISTINCT c.service FROM engineering._eligible_components(dora_by_golden_path.to_ts) c),
+    members AS (
+        SELECT m.golden_path, m.service FROM engineering.golden_path_services(dora_by_golden_path.to_ts) m),
+    groups AS (
+        SELECT g.name AS golden_path, g.kind, true AS on_path,
+               ARRAY(SELECT m.service FROM members m WHERE m.golden_path = g.name ORDER BY 1) AS members, 1 AS o
+        FROM engineering.golden_paths g
+        UNION ALL
+        SELECT NULL, NULL, true, ARRAY(SELECT DISTINCT m.service FROM members m ORDER BY 1), 2
+        UNION ALL
+        SELECT NULL, NULL, false,
+               ARRAY(SELECT e.service FROM eligible e
+                     WHERE NOT EXISTS (SELECT 1 FROM members m WHERE m.service = e.service) ORDER BY 1), 3)
+    SELECT g.golden_path, g.kind, g.on_path, cardinality(g.members)::bigint,
+           r.deployments, r.deployment_days_per_week, r.deployment_frequency_level,
+           r.lead_time, r.lead_time_level, r.change_failure_rate, r.change_failure_rate_level,
+           r.time_to_restore, r.time_to_restore_level, r.failed_deployment_recovery_time, r.rework_rate
+    FROM groups g
+    CROSS JOIN LATERAL engineering._dora_report(dora_by_golden_path.from_ts, dora_by_golden_path.to_ts, g.members, false,
+                                                dora_by_golden_path.environment, dora_by_golden_path.benchmark_year,
+                                                dora_by_golden_path.lead_time_start) r
+    ORDER BY g.o, g.golden_path;
+END;
+COMMENT ON FUNCTION engineering.dora_by_golden_path(timestamptz, timestamptz, text, integer, text) IS
+    'the DORA keys of dora() over [from_ts, to_ts) for the services on each golden path (taken together), on at least one (golden_path NULL, on_path true) and off every path (on_path false); membership and eligibility as at to_ts';
 

@@ -327,9 +327,9 @@ BEGIN
                CASE WHEN lower(e->>'kind') = 'component' THEN engineering._backstage_service(config, e) END AS service,
                CASE WHEN jsonb_typeof(e->'metadata'->'annotations'->'backstage.io/source-template') = 'string'
                     THEN engineering._catalog_ref(e->'metadata'->'annotations'->>'backstage.io/source-template', 'template', r.ns) END AS template,
-               ARRAY(SELECT t FROM jsonb_array_elements(CASE WHEN jsonb_typeof(e->'metadata'->'tags') = 'array'
+               ARRAY(SELECT t #>> '{}' FROM jsonb_array_elements(CASE WHEN jsonb_typeof(e->'metadata'->'tags') = 'array'
                                                              THEN e->'metadata'->'tags' ELSE '[]' END) WITH ORDINALITY AS g(t, o)
-                     WHERE jsonb_typeof(t) = 'string' ORDER BY o)::text[] AS tags_json,
+                     WHERE jsonb_typeof(t) = 'string' ORDER BY o) AS tags_json,
                coalesce((SELECT jsonb_object_agg(a.key, a.value) FROM jsonb_each(
                              CASE WHEN jsonb_typeof(e->'metadata'->'annotations') = 'object'
                                   THEN e->'metadata'->'annotations' ELSE '{}' END) a
