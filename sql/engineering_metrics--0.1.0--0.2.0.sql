@@ -1031,13 +1031,13 @@ BEGIN
     END IF;
     RETURN QUERY
         SELECT t.t, a.golden_path, a.kind, a.adopted, a.eligible, a.adoption_rate
-        FROM generate_series(from_ts, to_ts, step) AS t(t)
+        FROM (SELECT g FROM generate_series(from_ts, to_ts, step) g UNION SELECT to_ts) AS t(t)
         CROSS JOIN LATERAL engineering.golden_path_adoption(t.t) a
         ORDER BY t.t, a.golden_path NULLS LAST;
 END;
 $$;
 COMMENT ON FUNCTION engineering.golden_path_adoption_history(timestamptz, timestamptz, interval) IS
-    'golden_path_adoption() at from_ts, from_ts + step, ... up to to_ts (at most 10000 steps), for a time series';
+    'golden_path_adoption() at from_ts, from_ts + step, ... and at to_ts (the latest point is always the end of the window; at most 10000 steps), for a time series';
 
 ------------------------------------------------------------------------------
 -- Do golden paths pay off?

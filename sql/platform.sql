@@ -114,10 +114,12 @@ SELECT at, golden_path, adopted, eligible, adoption_rate
 FROM engineering.golden_path_adoption_history('2026-02-01', '2026-03-01', '28 days');
 -- the history at each step is golden_path_adoption() at that time
 SELECT count(*) AS steps_differing
-FROM (SELECT h.* FROM engineering.golden_path_adoption_history('2026-01-01', '2026-03-01', '1 week') h
+FROM (SELECT h.* FROM engineering.golden_path_adoption_history('2026-01-01', '2026-02-26', '1 week') h
       EXCEPT
-      SELECT t, a.* FROM generate_series('2026-01-01'::timestamptz, '2026-03-01', '1 week') t,
+      SELECT t, a.* FROM generate_series('2026-01-01'::timestamptz, '2026-02-26', '1 week') t,
                          engineering.golden_path_adoption(t) a) d;
+-- the last point is the end of the window, even off the step
+SELECT DISTINCT at FROM engineering.golden_path_adoption_history('2026-02-01', '2026-03-01', '20 days') ORDER BY 1;
 SELECT * FROM engineering.golden_path_adoption_history('2026-03-01', '2026-02-01');
 SELECT * FROM engineering.golden_path_adoption_history('2026-02-01', '2026-03-01', '0 days');
 SELECT * FROM engineering.golden_path_adoption_history('2026-02-01', 'infinity');
