@@ -92,3 +92,23 @@ SELECT id, 'github', ' ' FROM engineering.people WHERE name = 'Grace Hopper';
 DELETE FROM engineering.people WHERE name = 'Ada Lovelace';
 SELECT count(*) AS aliases_left FROM engineering.person_aliases;
 SELECT author, person_id, person FROM engineering.person_activity WHERE service = 'shop' ORDER BY at, author COLLATE "C";
+
+-- People from the service catalog's User entities: Grace is found by her
+-- e-mail (and gets her team from the group she is a member of), Linus is
+-- new (with his GitHub login as an alias), Ken left the catalog and so
+-- left; a second refresh changes nothing.
+INSERT INTO engineering.catalog_entities (entity_ref, kind, namespace, name, spec, annotations, relations, first_seen_at, removed_at) VALUES
+    ('user:default/grace', 'user', 'default', 'grace',
+     '{"profile": {"displayName": "Grace B. Hopper", "email": "Grace@acme.example"}, "memberOf": ["platform"]}', '{}', '[]', '2024-01-01', NULL),
+    ('user:default/linus', 'user', 'default', 'linus',
+     '{"profile": {"displayName": "Linus", "email": "linus@acme.example"}, "memberOf": []}', '{"github.com/user-login": "torvalds"}',
+     '[{"type": "memberOf", "targetRef": "group:default/kernel"}]', '2024-01-01', NULL),
+    ('user:default/ken', 'user', 'default', 'ken',
+     '{"profile": {"displayName": "Ken", "email": "ken@acme.example"}, "memberOf": ["unix"]}', '{}', '[]', '2024-01-01', NULL);
+SELECT * FROM engineering.refresh_people_from_catalog();
+UPDATE engineering.catalog_entities SET removed_at = '2024-04-01', last_seen_at = '2024-03-31' WHERE entity_ref = 'user:default/ken';
+SELECT * FROM engineering.refresh_people_from_catalog();
+SELECT * FROM engineering.refresh_people_from_catalog();
+SELECT p.name, p.email, p.team, p.left_at, string_agg(a.kind || ':' || a.alias, ', ' ORDER BY a.kind, a.alias) AS aliases
+FROM engineering.people p LEFT JOIN engineering.person_aliases a ON a.person_id = p.id
+GROUP BY p.id ORDER BY p.id;

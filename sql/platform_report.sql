@@ -1,8 +1,8 @@
 -- The platform report on a hand-worked organisation of two teams:
 -- storefront owns shop (deploys every weekday, elite), payments owns pay
 -- (one slow deployment that caused an incident).  Hires in January, a
--- survey in which payments is too small to be shown, an SLO each.  No
--- service catalog: the adoption rows say so.
+-- survey in which payments is too small to be shown, an SLO each, a
+-- service catalog with one golden path.
 SET client_min_messages = warning;
 DROP EXTENSION IF EXISTS engineering_metrics CASCADE;
 CREATE EXTENSION engineering_metrics;
@@ -60,6 +60,17 @@ INSERT INTO engineering.slos (name, service, objective, period) VALUES
 SELECT engineering.record_slo_measurement('shop-availability', '2024-02-28 12:00', 995, 1000),
        engineering.record_slo_measurement('pay-latency', '2024-02-28 12:00', 980, 1000);
 
+-- the service catalog: shop was created from the service template (the
+-- golden path), pay was not; a deprecated component does not count
+INSERT INTO engineering.catalog_entities (entity_ref, kind, type, namespace, name, owner, lifecycle, service, template, first_seen_at, last_seen_at) VALUES
+    ('component:default/shop', 'component', 'service', 'default', 'shop', 'group:default/storefront', 'production', 'shop',
+     'template:default/service-template', '2023-01-01', '2024-03-01'),
+    ('component:default/pay', 'component', 'service', 'default', 'pay', 'group:default/payments', 'production', 'pay',
+     NULL, '2023-01-01', '2024-03-01'),
+    ('component:default/old-pay', 'component', 'service', 'default', 'old-pay', 'group:default/payments', 'deprecated', 'old-pay',
+     NULL, '2023-01-01', '2024-03-01');
+INSERT INTO engineering.golden_paths (name, kind, pattern) VALUES ('service template', 'template', 'service-template');
+
 -- a survey in February: storefront 6 respondents (shown), payments 3
 -- (suppressed), discovery 5 (hidden too: with payments the only small
 -- group, the smallest group shown would give it away).  storefront
@@ -79,7 +90,9 @@ FROM (VALUES ('r1', 'storefront', 5, 10), ('r2', 'storefront', 5, 10), ('r3', 's
      LATERAL (VALUES ('satisfaction', sat), ('recommend_platform', rec)) a(q, s);
 
 -- Expected:
---   adoption: no catalog, so no figure and no grade, for every team.
+--   adoption: storefront 1 of 1 (good), payments 0 of 1 (poor: old-pay is
+--     deprecated, not eligible), everyone 1 of 2 (fair); discovery owns
+--     nothing in the catalog.
 --   onboarding, storefront: 3 hires; first PR 2 d (Ann), 4 d (Bob), - (Cem)
 --     -> median 4 d, good (at most 7 d); first deploy: Ann's commit of
 --     2024-01-12 shipped 4 d 3 h in, Bob's of 2024-01-18 3 d 3 h in, Cem -

@@ -19,6 +19,10 @@ INSERT INTO engineering.sources (name, kind, base_url) VALUES ('  ', 'github', '
 INSERT INTO engineering.sources (name, kind, base_url, config) VALUES ('arr', 'github', 'x', '[1]');
 INSERT INTO engineering.sources (name, kind, base_url, poll_interval) VALUES ('fast', 'github', 'x', '1 second');
 INSERT INTO engineering.sources (name, kind, base_url) VALUES ('gh', 'gitlab', 'x');
+-- the valid kinds are the connectors of the build, each with its default URL
+SELECT kind, engineering._connector_default_url(kind) AS default_url
+FROM unnest(engineering._connector_kinds()) WITH ORDINALITY AS k(kind, n) ORDER BY n;
+SELECT engineering._connector_kind_list();
 
 --
 -- deployments

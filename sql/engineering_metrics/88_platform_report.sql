@@ -71,13 +71,20 @@ CREATE TRIGGER platform_thresholds_restore BEFORE INSERT ON engineering.platform
 SELECT pg_catalog.pg_extension_config_dump('engineering.service_teams', '');
 SELECT pg_catalog.pg_extension_config_dump('engineering.platform_thresholds', '');
 
+-- An admin's service_teams row wins over the catalog: it exists to correct
+-- or complete what the catalog says.
 CREATE VIEW engineering.team_services AS
 SELECT st.team, st.service, 'service_teams'::text AS known_from
-FROM engineering.service_teams st;
-COMMENT ON VIEW engineering.team_services IS 'the services of each team, as the platform report groups them';
+FROM engineering.service_teams st
+UNION ALL
+SELECT DISTINCT c.team, c.service, 'catalog'
+FROM engineering.catalog_services() c
+WHERE c.team IS NOT NULL
+  AND NOT EXISTS (SELECT 1 FROM engineering.service_teams st WHERE st.service = c.service);
+COMMENT ON VIEW engineering.team_services IS 'the services of each team, as the platform report groups them: service_teams, and the owners of the catalog''s live components for services it does not list';
 COMMENT ON COLUMN engineering.team_services.team IS 'the team';
 COMMENT ON COLUMN engineering.team_services.service IS 'one of its services';
-COMMENT ON COLUMN engineering.team_services.known_from IS 'where the ownership comes from: service_teams (or the catalog)';
+COMMENT ON COLUMN engineering.team_services.known_from IS 'where the ownership comes from: service_teams, else catalog (the owning group of the live component, catalog_services())';
 
 CREATE FUNCTION engineering._platform_grade(measure text, value float8)
 RETURNS text
@@ -112,14 +119,31 @@ $$;
 COMMENT ON FUNCTION engineering._platform_bounds(text) IS
     'internal: the bounds of a platform report measure''s grades, in words (good up to 7 days, fair up to 14 days)';
 
--- Golden-path adoption per team.  This is the hook to the service catalog
--- (platform engineering part 1): without it there is nothing to count and
--- the report says so.
+-- Golden-path adoption per team, from the service catalog and the golden
+-- paths (platform engineering part 1) with golden_path_adoption()'s
+-- definitions: the eligible services are the catalog's eligible live
+-- components, grouped by their owning team; without eligible components
+-- there is nothing to count and the report says so.
 CREATE FUNCTION engineering._platform_adoption(at timestamptz)
 RETURNS TABLE (team text, adopted bigint, eligible bigint, detail text)
 LANGUAGE sql STABLE PARALLEL SAFE
 AS $$
-    SELECT NULL::text, NULL::bigint, NULL::bigint, NULL::text WHERE false
+    WITH eligible AS (
+        SELECT DISTINCT c.team, c.service FROM engineering.catalog_services(at) c WHERE c.eligible
+    ), on_path AS (
+        SELECT DISTINCT g.service FROM engineering.golden_path_services(at) g
+    ), per_service AS (
+        SELECT e.team, e.service, o.service IS NOT NULL AS adopted
+        FROM eligible e LEFT JOIN on_path o ON o.service = e.service
+    )
+    SELECT CASE WHEN grouping(p.team) = 0 THEN p.team END,
+           count(DISTINCT p.service) FILTER (WHERE p.adopted),
+           count(DISTINCT p.service),
+           CASE WHEN NOT EXISTS (SELECT 1 FROM engineering.golden_paths) THEN 'no golden paths defined yet'
+                ELSE 'off every path: ' || coalesce(string_agg(DISTINCT p.service, ', ') FILTER (WHERE NOT p.adopted), 'none') END
+    FROM per_service p
+    GROUP BY GROUPING SETS ((p.team), ())
+    HAVING grouping(p.team) = 1 OR p.team IS NOT NULL
 $$;
 COMMENT ON FUNCTION engineering._platform_adoption(timestamptz) IS
     'internal: golden-path adoption per team at a time (team NULL: all teams): adopted and eligible services, and which';
@@ -240,7 +264,7 @@ BEGIN
         SELECT s.team, 1 AS area_ord, 'adoption' AS area, 1 AS ord, 'golden path adoption' AS measure,
                a.adopted::float8 / nullif(a.eligible, 0) AS value, 'ratio' AS unit,
                engineering._platform_grade('golden_path_adoption', a.adopted::float8 / nullif(a.eligible, 0)) AS grade,
-               CASE WHEN a.eligible IS NULL THEN 'no golden-path data: needs the service catalog and engineering.golden_paths'
+               CASE WHEN coalesce(a.eligible, 0) = 0 THEN 'no golden-path data: no eligible service of the team in the service catalog'
                     ELSE format('%s of %s eligible services on a golden path', a.adopted, a.eligible) || coalesce('; ' || a.detail, '') END AS reason
         FROM scopes s LEFT JOIN adoption a ON a.team IS NOT DISTINCT FROM s.team
         UNION ALL

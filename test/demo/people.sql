@@ -16,6 +16,8 @@
 --     dev6 (20 days before); their pull requests from before (they were
 --     contractors) are not onboarding.  One person's start date is not
 --     known, one left a month ago;
+--   - the catalog's users (refresh_people_from_catalog), which add their
+--     groups and Backstage refs;
 --   - bots: a few pull requests by Dependabot and Renovate, which the
 --     people metrics leave out (engineering.excluded_authors lists them);
 --   - two surveys, 100 and 30 days before the end of the history, with
@@ -60,6 +62,11 @@ FROM demo_people p
 JOIN engineering.people pe ON lower(pe.email) = p.login || '@acme.example'
 CROSS JOIN LATERAL (VALUES ('github', p.login), ('gitlab', p.login), ('name', initcap(p.login))) a(kind, alias)
 ON CONFLICT DO NOTHING;
+
+-- The catalog's User entities (the Backstage source synced them): their
+-- groups and entity refs join the people above, matched by e-mail; users
+-- the history does not know are added without a start date.
+SELECT added, updated, left_catalog FROM engineering.refresh_people_from_catalog();
 
 -- Dependabot and Renovate, weekly on each GitHub service
 INSERT INTO engineering.pull_requests (external_id, service, number, title, author, opened_at, merged_at)

@@ -1,7 +1,8 @@
 -- The demo's report: DORA per service and overall over the last 90 days
 -- (engineering.dora), the SLOs now and the alerts firing, the incidents
--- still open, the platform report per team (when people are recorded),
--- and a few queries to try.
+-- still open, golden-path adoption and DORA on and off the paths, the
+-- production readiness scorecard, the platform report per team (when
+-- people are recorded), and a few queries to try.
 \set QUIET 1
 \pset footer off
 \pset null '–'
@@ -115,6 +116,32 @@ SELECT author, commits, pull_requests, array_to_string(services, ', ') AS servic
 \endif
 
 \echo
+\echo 'Golden-path adoption now (engineering.golden_path_adoption(): eligible services, i.e. catalog components of type service, live, not deprecated)'
+SELECT coalesce(a.golden_path, 'on at least one path') AS "golden path", a.kind,
+       a.adopted || ' of ' || a.eligible AS services, pg_temp.pct(a.adoption_rate) AS adoption
+FROM engineering.golden_path_adoption() a;
+
+\echo
+\echo 'Do golden paths pay off?  DORA over the last 90 days, services on each path and off every path (engineering.dora_by_golden_path)'
+SELECT coalesce(g.golden_path, CASE WHEN g.on_path THEN 'on at least one path' ELSE 'off every path' END) AS "golden path",
+       g.services, g.deployments AS deploys,
+       pg_temp.leveled(to_char(g.deployment_days_per_week, 'FM0.0') || ' d/wk', g.deployment_frequency_level) AS "deployment frequency",
+       pg_temp.leveled(pg_temp.human(g.lead_time), g.lead_time_level) AS "lead time",
+       pg_temp.leveled(pg_temp.pct(g.change_failure_rate), g.change_failure_rate_level) AS "change failure rate",
+       pg_temp.leveled(pg_temp.human(g.time_to_restore), g.time_to_restore_level) AS "time to restore"
+FROM engineering.dora_by_golden_path(now() - interval '90 days', now()) g;
+
+\echo
+\echo 'Scorecard "production readiness" (engineering.scorecards(): the highest level whose rules, and those below, all pass)'
+SELECT c.service, f.team, coalesce(c.level, 'none') AS level,
+       array_to_string(c.failed || c.errors, ', ') AS "missing"
+FROM engineering.scorecards() c
+JOIN engineering.service_facts f ON f.service = c.service
+WHERE c.scorecard = 'production readiness'
+ORDER BY (SELECT l.rank FROM engineering.scorecard_levels l
+          WHERE l.scorecard = c.scorecard AND l.level = c.level) DESC NULLS LAST, c.service;
+
+\echo
 \echo 'Try, in psql (SET search_path = engineering, public saves typing):'
 \echo '  -- one service, this quarter, against the 2021 tiers'
 \echo '  SELECT * FROM engineering.dora(date_trunc(''quarter'', now()), now(), ''checkout'', benchmark_year => 2021);'
@@ -130,6 +157,8 @@ SELECT author, commits, pull_requests, array_to_string(services, ', ') AS servic
 \echo '    WHERE branch = ''main'' ORDER BY flaky_rate DESC NULLS LAST LIMIT 10;'
 \echo '  -- an SLO''s budget, hour by hour, over the last day'
 \echo '  SELECT * FROM engineering.slo_history(''checkout-availability'', now() - interval ''1 day'', now());'
+\echo '  -- which services are on which golden path, and what every scorecard rule sees'
+\echo '  SELECT * FROM engineering.golden_path_services();  SELECT * FROM engineering.service_facts;'
 \echo '  -- wait for pages: LISTEN engineering_slo_alerts;'
 \echo '  -- onboarding cohorts by month, and a survey per team (small groups suppressed)'
 \echo '  SELECT * FROM engineering.onboarding_cohorts(now() - interval ''180 days'', now()) WHERE team IS NULL;'

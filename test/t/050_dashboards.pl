@@ -45,7 +45,7 @@ my ($ret, $out, $err) = $node->psql('postgres', '', on_error_stop => 1,
 		'-f', "$root/test/demo/register.sql" ]);
 is($ret, 0, 'register.sql registers the organisation') or diag($err);
 my @kinds = split /\n/, $node->safe_psql('postgres', 'SELECT DISTINCT kind FROM engineering.sources ORDER BY 1');
-is_deeply(\@kinds, [qw(github gitlab jenkins opsgenie pagerduty prometheus)],
+is_deeply(\@kinds, [qw(backstage github gitlab jenkins opsgenie pagerduty prometheus)],
 	'one kind of source per vendor the mock serves');
 
 my $start = time;
