@@ -263,6 +263,44 @@ static const EmConnector connector_prometheus = {
 	.rate_limit_wait_header = NULL,
 };
 
+/*
+ * Backstage: the software catalog API, /entities/by-query; mapping to the
+ * service catalog in sql/engineering_metrics/46_backstage.sql.
+ *
+ * Every Backstage is the user's own (base_url is the catalog API root,
+ * usually https://<host>/api/catalog).  Requests authenticate with a
+ * Bearer token (a static external-access token, or a user or service
+ * token).  The catalog itself does not rate limit, but the backend's
+ * optional rate limiter and proxies answer 429, which is a rate limit for
+ * the engine anyway.
+ *
+ * API entities embed their whole API description (spec.definition: an
+ * OpenAPI, AsyncAPI or GraphQL document, often hundreds of kilobytes) that
+ * no mapping reads: the engine leaves it out of the JSON it hands over.
+ */
+
+static const char *const backstage_headers[] = {
+	"Accept: application/json",
+	NULL
+};
+
+static const char *const backstage_skip_keys[] = {
+	"definition",
+	NULL
+};
+
+static const EmConnector connector_backstage = {
+	.kind = "backstage",
+	.default_base_url = NULL,
+	.auth_style = EM_AUTH_HEADER,
+	.auth_prefix = "Authorization: Bearer ",
+	.basic_user_key = NULL,
+	.fixed_headers = backstage_headers,
+	.is_rate_limited = NULL,
+	.skip_keys = backstage_skip_keys,
+	.rate_limit_wait_header = NULL,
+};
+
 /* the connector table, in the order error hints list the kinds */
 static const EmConnector *const connectors[] = {
 	&connector_github,
@@ -271,6 +309,7 @@ static const EmConnector *const connectors[] = {
 	&connector_pagerduty,
 	&connector_opsgenie,
 	&connector_prometheus,
+	&connector_backstage,
 	NULL
 };
 

@@ -158,13 +158,18 @@ COMMENT ON COLUMN engineering.dora_report.failed_deployment_recovery_time_level 
 COMMENT ON COLUMN engineering.dora_report.rework_rate IS
     'share (0 to 1) of these deployments that finished while an incident of the same service was open';
 
-CREATE FUNCTION engineering.dora(
+-- _dora_report() is the report for a set of services: every service
+-- (services NULL), one (single: dora(service => ...)), or the services of
+-- a group taken together, as one row (dora_by_golden_path()); dora() and
+-- the group reports share one definition of every figure.
+CREATE FUNCTION engineering._dora_report(
     from_ts         timestamptz,
     to_ts           timestamptz,
-    service         text DEFAULT NULL,
-    environment     text DEFAULT NULL,
-    benchmark_year  integer DEFAULT NULL,
-    lead_time_start text DEFAULT NULL)
+    services        text[],
+    single          boolean,
+    environment     text,
+    benchmark_year  integer,
+    lead_time_start text)
 RETURNS SETOF engineering.dora_report
 LANGUAGE plpgsql STABLE PARALLEL SAFE
 -- JIT compiling these plans costs more than it saves (measured: dora() for
@@ -214,10 +219,14 @@ BEGIN
                   HINT = 'expected committed_at, authored_at or pr_first_commit';
     END IF;
 
-    IF service IS NOT NULL THEN
-        service_filter := 'AND d.service = $3';
-        incident_filter := 'AND i.service = $3';
-        wanted_rows := 'SELECT $3::text AS service';
+    IF single THEN
+        service_filter := 'AND d.service = $3[1]';
+        incident_filter := 'AND i.service = $3[1]';
+        wanted_rows := 'SELECT $3[1]::text AS service';
+    ELSIF services IS NOT NULL THEN
+        service_filter := 'AND d.service = ANY ($3)';
+        incident_filter := 'AND i.service = ANY ($3)';
+        wanted_rows := 'SELECT NULL::text AS service';
     ELSE
         wanted_rows := 'SELECT s.service FROM (SELECT service FROM deploys UNION SELECT service FROM opened) s
                         UNION ALL SELECT NULL';
@@ -338,12 +347,30 @@ BEGIN
           LEFT JOIN rework rw ON rw.service IS NOT DISTINCT FROM w.service
          ORDER BY w.service NULLS LAST
         $q$, service_filter, incident_filter, start_expr, wanted_rows,
-           CASE WHEN service IS NULL
+           CASE WHEN NOT single
                 THEN 'UNION ALL SELECT NULL, engineering.lead_time(s.started, s.finished_at) FROM shipped s'
                 ELSE '' END)
-    USING from_ts, to_ts, service, env, grading_year;
+    USING from_ts, to_ts, services, env, grading_year;
 END
 $fn$;
+
+COMMENT ON FUNCTION engineering._dora_report(timestamptz, timestamptz, text[], boolean, text, integer, text) IS
+    'internal: dora() for every service and all together (services NULL), for one service (single, services[1]), or for a set of services as one row (service NULL)';
+
+CREATE FUNCTION engineering.dora(
+    from_ts         timestamptz,
+    to_ts           timestamptz,
+    service         text DEFAULT NULL,
+    environment     text DEFAULT NULL,
+    benchmark_year  integer DEFAULT NULL,
+    lead_time_start text DEFAULT NULL)
+RETURNS SETOF engineering.dora_report
+LANGUAGE sql STABLE PARALLEL SAFE
+SET jit = off
+BEGIN ATOMIC
+    SELECT * FROM engineering._dora_report(from_ts, to_ts, CASE WHEN service IS NOT NULL THEN ARRAY[service] END,
+                                           service IS NOT NULL, environment, benchmark_year, lead_time_start);
+END;
 
 COMMENT ON FUNCTION engineering.dora(timestamptz, timestamptz, text, text, integer, text) IS
     'DORA report over successful deployments to an environment (default dora_settings.production_environment) that finished in [from_ts, to_ts): one row per service (or only the one given) plus a row for all services (service NULL); levels from dora_benchmarks for benchmark_year (default dora_settings.benchmark_year); lead_time_start overrides dora_settings.lead_time_start';

@@ -22,6 +22,13 @@ SELECT s->>'name', s->>'service', (s->>'objective')::float8, (s->>'period')::int
 FROM jsonb_array_elements(:'manifest'::jsonb -> 'slos') s
 ON CONFLICT (name) DO NOTHING;
 
+-- the organisation's golden paths (an admin's choice, kept when they exist)
+INSERT INTO engineering.golden_paths (name, kind, pattern, description)
+SELECT g->>'name', g->>'kind', g->>'pattern', g->>'description'
+FROM jsonb_array_elements(coalesce(:'manifest'::jsonb -> 'golden_paths', '[]')) g
+WHERE to_regclass('engineering.golden_paths') IS NOT NULL
+ON CONFLICT (name) DO NOTHING;
+
 CREATE FUNCTION pg_temp.register_sources(m jsonb, mock text, poll interval)
 RETURNS TABLE (source text, kind text, base_url text, action text)
 LANGUAGE plpgsql AS $$

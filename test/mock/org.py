@@ -28,6 +28,13 @@ the SLOs, worse while an incident lasts.  The platform team's systems
 shipped a bad deployment: its incident is open and its availability SLO
 burns fast enough to page; search has burnt slowly for a day (a ticket).
 
+A Backstage catalog (org_worlds.backstage_catalog) lists the services as
+components owned by their teams (Groups with Users), five of them
+scaffolded from the platform team's two service templates, notifications
+deprecated, plus a deprecated component that no longer ships and a
+website; the manifest names three golden paths (the two templates and
+the shared "Deploy" workflow) for register.sql to define.
+
 Everything comes from random.Random streams seeded with strings (which
 Python seeds through SHA-512, independent of PYTHONHASHSEED), one per
 service and purpose, so that the same seed and anchor give the same
@@ -62,6 +69,7 @@ TOKENS = {
     "pagerduty": "u+demoOrgPagerDutyKey",
     "opsgenie": "0d3e5f7a-demo-org0-gen1-e00000000000",
     "prometheus": "demo-prometheus-token",
+    "backstage": "demo-backstage-static-token",
 }
 JENKINS_USER = "metrics-bot"
 
@@ -584,6 +592,7 @@ def generate(params):
         queries[good.replace("$step", "1m")] = {"values": {}, "slo": slo["name"], "good": True}
         queries[total.replace("$step", "1m")] = {"values": {}, "slo": slo["name"], "good": False}
     worlds["prometheus"] = {"token": TOKENS["prometheus"], "queries": queries}
+    worlds["backstage"] = w.backstage_catalog(seed, services, TOKENS["backstage"])
 
     def live(world):
         for spec in world["queries"].values():
@@ -640,7 +649,18 @@ def manifest(seed, anchor, start, services, sli_days=35):
                         "token": TOKENS["prometheus"],
                         "config": {"slo": slo["name"], "good_query": good, "total_query": total, "step": "1m",
                                    "since": iso(max(anchor - sli_days * DAY, start))}})
-    return {"seed": seed, "anchor": iso(anchor), "since": since,
+    # the catalog, and the golden paths the platform team defined
+    sources.append({"name": "backstage", "kind": "backstage", "path": "/backstage/api/catalog",
+                    "token": TOKENS["backstage"],
+                    "config": {"filter": "kind=component,kind=api,kind=template,kind=group,kind=user"}})
+    golden_paths = [
+        {"name": "node-service template", "kind": "template", "pattern": "template:default/node-service",
+         "description": "services scaffolded from the Node.js service template"},
+        {"name": "python-service template", "kind": "template", "pattern": "template:default/python-service",
+         "description": "services scaffolded from the Python service template"},
+        {"name": "deploy workflow", "kind": "pipeline", "pattern": "^Deploy$",
+         "description": "production deployments built by the shared GitHub Actions Deploy workflow"}]
+    return {"seed": seed, "anchor": iso(anchor), "since": since, "golden_paths": golden_paths,
             "services": [{"name": s.name, "team": s.p["team"], "code": s.p.get("code"),
                           "repository": s.p.get("repo"), "deploys": s.p.get("deploy"),
                           "incidents": s.p["pager"][0]} for s in services],
@@ -664,6 +684,7 @@ def summary(org):
         "jenkins": {"builds": sum(len(j.get("builds", [])) for j in w["jenkins"]["jobs"].values())},
         "pagerduty": {"incidents": len(w["pagerduty"]["incidents"])},
         "opsgenie": {"incidents": len(w["opsgenie"]["incidents"])},
+        "backstage": {"entities": len(w["backstage"]["entities"])},
     }
 
 

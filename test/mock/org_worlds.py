@@ -335,3 +335,41 @@ def opsgenie_incidents(seed, services):
         r["tinyId"] = str(k + 1)
         r["id"] = _uuid(seed, "opsgenie-incident", k)
     return rows
+
+
+# ---------------------------------------------------------------------------
+# The Backstage catalog
+# ---------------------------------------------------------------------------
+
+# Which services were scaffolded from a template, and what else the catalog
+# holds: half the services come from the platform team's templates, the
+# others predate them; notifications is being retired (deprecated, still
+# deploying); a deprecated component that no longer ships and a website
+# (not a service) complete the picture.
+TEMPLATE_OF = {"checkout": "node-service", "payments": "node-service", "inventory": "node-service",
+               "search": "python-service", "identity": "python-service"}
+LIFECYCLE_OF = {"notifications": "deprecated", "identity": "experimental"}
+
+
+def backstage_catalog(seed, services, token):
+    from vendors import backstage
+    components = []
+    for svc in services:
+        p = svc.p
+        if "code" not in p:
+            continue
+        slug = "github.com/project-slug" if p["code"] == "github" else "gitlab.com/project-slug"
+        components.append({"name": svc.name, "team": p["team"], "type": "service",
+                           "lifecycle": LIFECYCLE_OF.get(svc.name, "production"),
+                           "template": TEMPLATE_OF.get(svc.name), "system": "shop",
+                           "annotations": {slug: p["repo"], "backstage.io/techdocs-ref": "dir:."},
+                           "tags": [p["code"]]})
+    components.append({"name": "legacy-reports", "team": "finance-eng", "type": "service", "lifecycle": "deprecated",
+                       "description": "nightly CSV reports, replaced by the data warehouse", "tags": ["cobol"]})
+    components.append({"name": "storefront-web", "team": "storefront", "type": "website",
+                       "template": "web-app", "tags": ["react"]})
+    teams = sorted({c["team"] for c in components} | {"platform"})
+    world = backstage.catalog(components, teams, users_per_team=2,
+                              templates=("node-service", "python-service", "web-app"), token=token)
+    world.pop("_version", None)
+    return world

@@ -3,7 +3,8 @@
 # mock API serves a generated organisation (test/mock/org.py, 50 days
 # instead of 180), test/demo/register.sql registers its sources and SLOs,
 # engineering.sync() pulls everything, and the DORA and SLO steps of the
-# demo follow (link_changes, attribute_incidents, _evaluate_slo_alerts).
+# demo follow (link_changes, attribute_incidents, _evaluate_slo_alerts),
+# then its people and surveys (test/demo/people.sql).
 #
 # EMGrafana expands template variables and macros the way Grafana does
 # (its header lists what is supported; anything else fails), then checks
@@ -44,7 +45,7 @@ my ($ret, $out, $err) = $node->psql('postgres', '', on_error_stop => 1,
 		'-f', "$root/test/demo/register.sql" ]);
 is($ret, 0, 'register.sql registers the organisation') or diag($err);
 my @kinds = split /\n/, $node->safe_psql('postgres', 'SELECT DISTINCT kind FROM engineering.sources ORDER BY 1');
-is_deeply(\@kinds, [qw(github gitlab jenkins opsgenie pagerduty prometheus)],
+is_deeply(\@kinds, [qw(backstage github gitlab jenkins opsgenie pagerduty prometheus)],
 	'one kind of source per vendor the mock serves');
 
 my $start = time;
@@ -69,6 +70,10 @@ is($node->safe_psql('postgres', q{
 $node->safe_psql('postgres', q{
 	SELECT engineering.link_changes(), engineering.attribute_incidents();
 	SELECT engineering._evaluate_slo_alerts();});
+# the organisation's people, bots and two surveys, as the demo records them
+($ret, $out, $err) = $node->psql('postgres', '', on_error_stop => 1,
+	extra_params => [ '-v', "manifest=$manifest", '-f', "$root/test/demo/people.sql" ]);
+is($ret, 0, 'people.sql records people, bots and surveys') or diag($err);
 
 # the data the panels need is there, as in the demo
 my $counts = $node->safe_psql('postgres', q{
@@ -85,7 +90,7 @@ is($counts, '8|t|t|t|3|t',
 
 # --- provisioning -----------------------------------------------------------
 my $dashboards = load_dashboards("$root/dashboards");
-cmp_ok(scalar @$dashboards, '>=', 3, 'three dashboards or more');
+cmp_ok(scalar @$dashboards, '>=', 4, 'four dashboards or more');
 my $ds_file = slurp_file("$root/dashboards/provisioning/datasources/engineering_metrics.yaml");
 my ($ds_uid) = $ds_file =~ /^\s*uid:\s*(\S+)/m;
 like($ds_file, qr/^\s*type:\s*grafana-postgresql-datasource\b/m, 'the provisioned data source is PostgreSQL');
