@@ -222,3 +222,36 @@ UPDATE engineering.sync_tasks SET stream = 'alerts';
 SELECT engineering._opsgenie_ingest(s, t, 200, '{}', '{"data": []}')
 FROM engineering.sources s JOIN engineering.sync_tasks t ON t.source_id = s.id
 WHERE s.name = 'og';
+
+------------------------------------------------------------------------------
+-- The shared incident upsert (_upsert_incidents)
+------------------------------------------------------------------------------
+
+-- OU: an acknowledgement set by hand (Opsgenie incidents have none) and a
+-- key of the user's own survive a fresh copy, which drops the tags it no
+-- longer has and the mark of a 404
+SELECT engineering._opsgenie_map_incidents(
+    (SELECT id FROM engineering.sources WHERE name = 'og'), '{}',
+    $json$[{"id": "OU", "tinyId": "21", "message": "Upsert", "status": "open", "priority": "P2",
+       "createdAt": "2026-03-20T10:00:00Z", "tags": ["db"]}]$json$) AS first_copy;
+UPDATE engineering.incidents
+SET acknowledged_at = '2026-03-20 10:05+00', attributes = attributes || '{"postmortem": "PM-9", "opsgenie_gone": true}'
+WHERE external_id = 'OU';
+SELECT engineering._opsgenie_map_incidents(
+    (SELECT id FROM engineering.sources WHERE name = 'og'), '{}',
+    $json$[{"id": "OU", "tinyId": "21", "message": "Upsert", "status": "resolved", "priority": "P2",
+       "createdAt": "2026-03-20T10:00:00Z", "updatedAt": "2026-03-20T11:00:00Z"}]$json$) AS fresh_copy;
+SELECT status, acknowledged_at, resolved_at, attributes FROM engineering.incidents WHERE external_id = 'OU';
+SELECT engineering._opsgenie_map_incidents(
+    (SELECT id FROM engineering.sources WHERE name = 'og'), '{}',
+    $json$[{"id": "OU", "tinyId": "21", "message": "Upsert", "status": "resolved", "priority": "P2",
+       "createdAt": "2026-03-20T10:00:00Z", "updatedAt": "2026-03-20T11:00:00Z"}]$json$) AS unchanged;
+-- an impact start moved after the hand-set acknowledgement: it is raised to
+-- the opening, never left before it
+SELECT engineering._opsgenie_map_incidents(
+    (SELECT id FROM engineering.sources WHERE name = 'og'), '{}',
+    $json$[{"id": "OU", "tinyId": "21", "message": "Upsert", "status": "resolved", "priority": "P2",
+       "createdAt": "2026-03-20T10:00:00Z", "impactStartDate": "2026-03-20T10:10:00Z",
+       "updatedAt": "2026-03-20T11:00:00Z"}]$json$) AS moved;
+SELECT opened_at, acknowledged_at FROM engineering.incidents WHERE external_id = 'OU';
+DELETE FROM engineering.incidents WHERE external_id = 'OU';

@@ -313,3 +313,56 @@ UPDATE engineering.sync_tasks SET stream = 'services' WHERE id = (SELECT min(id)
 SELECT engineering._pagerduty_ingest(s, t, 200, '{}', '{}')
 FROM engineering.sources s JOIN engineering.sync_tasks t ON t.source_id = s.id
 WHERE s.name = 'pd' AND t.stream = 'services';
+
+------------------------------------------------------------------------------
+-- The shared incident upsert (_upsert_incidents)
+------------------------------------------------------------------------------
+
+-- PU: seen acknowledged at 07:20 with a team; then its log (07:05 by Ada)
+-- is read, someone attributes it to a deployment and adds a key of their
+-- own, and it is marked gone; a fresh copy (resolved, acknowledgements and
+-- teams gone) keeps the log's acknowledgement and its keys, the attribution
+-- and the foreign key, and drops what the copy no longer has (teams, gone)
+SELECT engineering._pagerduty_map_incidents(
+    (SELECT id FROM engineering.sources WHERE name = 'pd'), '{}',
+    $json$[{"id": "PU", "title": "Upsert", "status": "acknowledged", "urgency": "high",
+       "created_at": "2026-02-03T07:00:00Z", "last_status_change_at": "2026-02-03T07:20:00Z",
+       "acknowledgements": [{"at": "2026-02-03T07:20:00Z", "acknowledger": {"summary": "Grace"}}],
+       "teams": [{"summary": "Payments"}], "service": {"id": "PSVC", "summary": "Search"}}]$json$) AS first_copy;
+SELECT engineering._pagerduty_map_log_entries(
+    (SELECT id FROM engineering.sources WHERE name = 'pd'), 'PU',
+    '[{"type": "acknowledge_log_entry", "created_at": "2026-02-03T07:05:00Z", "agent": {"summary": "Ada"}}]', true)
+    AS log_read;
+INSERT INTO engineering.deployments (service, environment, commit_sha, started_at, finished_at, status, external_id)
+VALUES ('search', 'production', 'abc1234', '2026-02-03 06:00+00', '2026-02-03 06:10+00', 'success', 'upsert-dep');
+UPDATE engineering.incidents
+SET cause_deployment_id = (SELECT id FROM engineering.deployments WHERE external_id = 'upsert-dep'),
+    cause_inferred = false,
+    attributes = attributes || '{"postmortem": "PM-7", "pagerduty_gone": true}'
+WHERE external_id = 'PU';
+SELECT engineering._pagerduty_map_incidents(
+    (SELECT id FROM engineering.sources WHERE name = 'pd'), '{}',
+    $json$[{"id": "PU", "title": "Upsert", "status": "resolved", "urgency": "high",
+       "created_at": "2026-02-03T07:00:00Z", "resolved_at": "2026-02-03T08:00:00Z",
+       "acknowledgements": [], "teams": [], "service": {"id": "PSVC", "summary": "Search"}}]$json$) AS fresh_copy;
+SELECT status, acknowledged_at, resolved_at, cause_deployment_id IS NOT NULL AS attributed, cause_inferred,
+       attributes - 'pagerduty_id' AS attributes
+FROM engineering.incidents WHERE external_id = 'PU';
+-- the same copy again: nothing to rewrite
+SELECT engineering._pagerduty_map_incidents(
+    (SELECT id FROM engineering.sources WHERE name = 'pd'), '{}',
+    $json$[{"id": "PU", "title": "Upsert", "status": "resolved", "urgency": "high",
+       "created_at": "2026-02-03T07:00:00Z", "resolved_at": "2026-02-03T08:00:00Z",
+       "acknowledgements": [], "teams": [], "service": {"id": "PSVC", "summary": "Search"}}]$json$) AS unchanged;
+-- rows given out of order, an acknowledgement before the opening (clamped
+-- to it), an empty array
+SELECT engineering._upsert_incidents(ARRAY[
+    ROW(NULL, s.id, 'PW2', 'search', 'w2', NULL, 'open', '2026-02-04 10:00+00', '2026-02-04 09:00+00', NULL, NULL, false, '{}'),
+    ROW(NULL, s.id, 'PW1', 'search', 'w1', NULL, 'open', '2026-02-04 10:00+00', NULL, NULL, NULL, false, NULL)
+    ]::engineering.incidents[]) AS written,
+       engineering._upsert_incidents('{}') AS none
+FROM engineering.sources s WHERE s.name = 'pd';
+SELECT external_id, opened_at, acknowledged_at, attributes FROM engineering.incidents
+WHERE external_id IN ('PW1', 'PW2') ORDER BY external_id;
+DELETE FROM engineering.incidents WHERE external_id IN ('PU', 'PW1', 'PW2');
+DELETE FROM engineering.deployments WHERE external_id = 'upsert-dep';

@@ -138,25 +138,16 @@ BEGIN
                    'impact_start_date', i->'impactStartDate', 'impact_end_date', i->'impactEndDate',
                    'tags', i->'tags', 'owner_team', i->'ownerTeam')) AS attributes
         FROM raw,
-             LATERAL (SELECT coalesce(engineering._ts(i->'impactStartDate'), engineering._ts(i->'createdAt')) AS opened) t),
-    up AS (
-        INSERT INTO engineering.incidents AS p
-            (source_id, external_id, service, title, severity, status, opened_at, resolved_at, attributes)
-        SELECT src_id, m.external_id, m.service, m.title, m.severity, m.status, m.opened_at, m.resolved_at,
-               m.attributes
-        FROM m
-        ON CONFLICT (source_id, external_id) DO UPDATE SET
-            service = EXCLUDED.service, title = EXCLUDED.title, severity = EXCLUDED.severity,
-            status = EXCLUDED.status, opened_at = EXCLUDED.opened_at,
-            -- Opsgenie incidents have no acknowledgement; keep one set by hand
-            acknowledged_at = CASE WHEN p.acknowledged_at >= EXCLUDED.opened_at THEN p.acknowledged_at END,
-            resolved_at = EXCLUDED.resolved_at, attributes = EXCLUDED.attributes
-        WHERE (p.service, p.title, p.severity, p.status, p.opened_at, p.resolved_at, p.attributes)
-              IS DISTINCT FROM
-              (EXCLUDED.service, EXCLUDED.title, EXCLUDED.severity, EXCLUDED.status, EXCLUDED.opened_at,
-               EXCLUDED.resolved_at, EXCLUDED.attributes)
-        RETURNING 1)
-    SELECT count(*) INTO n FROM up;
+             LATERAL (SELECT coalesce(engineering._ts(i->'impactStartDate'), engineering._ts(i->'createdAt')) AS opened) t)
+    -- A fresh copy makes stale every key it maps (and the mark of an
+    -- incident that answered 404).  Opsgenie incidents have no
+    -- acknowledgement: one set by hand is kept.
+    SELECT engineering._upsert_incidents(array_agg(ROW(
+               NULL, src_id, m.external_id, m.service, m.title, m.severity, m.status, m.opened_at,
+               NULL, m.resolved_at, NULL, false, m.attributes)::engineering.incidents),
+               '{opsgenie_id,tiny_id,opsgenie_status,priority,impacted_services,service_id,created_at,updated_at,impact_start_date,impact_end_date,tags,owner_team,opsgenie_gone}')
+    INTO n
+    FROM m;
     RETURN n;
 END;
 $$;
