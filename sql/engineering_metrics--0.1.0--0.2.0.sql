@@ -182,3 +182,214 @@ END;
 $$;
 COMMENT ON FUNCTION engineering._opsgenie_map_incidents(integer, jsonb, jsonb) IS
     'upserts Opsgenie incident objects (external_id = incident id; opened at impact start, else createdAt; resolved at impact end, else updatedAt); returns the rows changed';
+
+-- issue 18: a failed call that carries a token logs neither the token nor its statement
+
+CREATE OR REPLACE FUNCTION engineering._normalize_base_url(kind text, base_url text)
+RETURNS text
+LANGUAGE plpgsql STABLE PARALLEL SAFE
+SET search_path = pg_catalog, engineering, pg_temp
+AS $$
+DECLARE
+    url text := btrim(coalesce(base_url, ''));
+BEGIN
+    IF url = '' THEN
+        url := engineering._connector_default_url(kind);
+        IF url IS NULL THEN
+            RAISE EXCEPTION 'a % source needs a base_url', kind
+                USING ERRCODE = 'invalid_parameter_value',
+                      HINT = 'Pass the URL of your server''s API, e.g. https://ci.example.com.';
+        END IF;
+    END IF;
+    IF url !~* '^https?://[^/?#@\s\\]+(/[^?#\s]*)?$' THEN
+        -- credentials and queries are what make a URL invalid, and may be
+        -- secrets: the message masks them
+        RAISE EXCEPTION 'invalid base_url "%"',
+            regexp_replace(regexp_replace(url, '^([^/]*//)[^/?#]*@', '\1***@'), '[?#].*$', '?***')
+            USING ERRCODE = 'invalid_parameter_value',
+                  HINT = 'Use an http:// or https:// URL without credentials, query or fragment; put credentials in the token.';
+    END IF;
+    RETURN rtrim(url, '/');
+END;
+$$;
+COMMENT ON FUNCTION engineering._normalize_base_url(text, text) IS
+    'validates a source''s base_url (http or https, no credentials, query or fragment), applies the vendor default and drops trailing slashes';
+
+CREATE FUNCTION engineering._hide_statement(what text)
+RETURNS void
+LANGUAGE C VOLATILE STRICT PARALLEL UNSAFE
+AS 'MODULE_PATHNAME', 'em_hide_statement';
+REVOKE EXECUTE ON FUNCTION engineering._hide_statement(text) FROM PUBLIC;
+COMMENT ON FUNCTION engineering._hide_statement(text) IS
+    'internal: replaces the running statement''s text in pg_stat_activity by a note naming the function what (the statement carries a token)';
+
+CREATE FUNCTION engineering._require_admin(what text)
+RETURNS void
+LANGUAGE plpgsql STABLE PARALLEL SAFE
+SET search_path = pg_catalog, engineering, pg_temp
+AS $$
+BEGIN
+    -- Called from SECURITY DEFINER functions, where current_user is the
+    -- owner: the caller is the session's role (SET ROLE), else its user.
+    IF NOT pg_has_role(CASE WHEN current_setting('role') = 'none' THEN session_user
+                            ELSE current_setting('role') END,
+                       'engineering_admin', 'USAGE') THEN
+        RAISE EXCEPTION 'permission denied for function %', what
+            USING ERRCODE = 'insufficient_privilege',
+                  HINT = 'Managing sources and tokens needs engineering_admin.';
+    END IF;
+END;
+$$;
+COMMENT ON FUNCTION engineering._require_admin(text) IS
+    'internal: raises permission denied for function what unless the session''s role (SET ROLE, else the session user) has engineering_admin''s privileges';
+
+CREATE OR REPLACE FUNCTION engineering._store_token(source_id integer, token text)
+RETURNS void
+LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE SECURITY DEFINER
+SET search_path = pg_catalog, engineering, pg_temp
+SET log_min_error_statement = panic
+AS $$
+DECLARE
+    clean text := btrim(token, E' \t\r\n');
+BEGIN
+    IF token IS NULL THEN
+        DELETE FROM engineering.source_secrets s WHERE s.source_id = _store_token.source_id;
+        RETURN;
+    END IF;
+    IF clean = '' THEN
+        RAISE EXCEPTION 'token must not be empty' USING ERRCODE = 'invalid_parameter_value',
+            HINT = 'Pass NULL for a source that needs no token.';
+    END IF;
+    IF clean ~ '[\x01-\x1f\x7f]' THEN
+        RAISE EXCEPTION 'token must not contain control characters' USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    INSERT INTO engineering.source_secrets AS s (source_id, token)
+    VALUES (_store_token.source_id, clean)
+    ON CONFLICT ON CONSTRAINT source_secrets_pkey DO UPDATE SET token = EXCLUDED.token, updated_at = now();
+END;
+$$;
+REVOKE EXECUTE ON FUNCTION engineering._store_token(integer, text) FROM PUBLIC;
+COMMENT ON FUNCTION engineering._store_token(integer, text) IS
+    'internal: stores (or with NULL removes) a source''s token; never echoes it';
+
+CREATE OR REPLACE FUNCTION engineering.add_source(name text, kind text, base_url text, config jsonb,
+                                       token text DEFAULT NULL,
+                                       poll_interval interval DEFAULT '5 minutes')
+RETURNS integer
+LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE SECURITY DEFINER
+SET search_path = pg_catalog, engineering, pg_temp
+SET log_min_error_statement = panic
+AS $$
+DECLARE
+    new_id integer;
+BEGIN
+    PERFORM engineering._hide_statement('add_source');
+    PERFORM engineering._require_admin('add_source');
+    IF add_source.name IS NULL OR add_source.kind IS NULL THEN
+        RAISE EXCEPTION 'a source needs a name and a kind' USING ERRCODE = 'null_value_not_allowed';
+    END IF;
+    IF EXISTS (SELECT 1 FROM engineering.sources s WHERE s.name = add_source.name) THEN
+        RAISE EXCEPTION 'source "%" already exists', add_source.name
+            USING ERRCODE = 'duplicate_object',
+                  HINT = 'Choose another name, or remove the existing source with engineering.remove_source().';
+    END IF;
+    INSERT INTO engineering.sources (name, kind, base_url, config, poll_interval)
+    VALUES (add_source.name, add_source.kind,
+            engineering._validate_source(add_source.kind, add_source.base_url, add_source.config),
+            coalesce(add_source.config, '{}'), coalesce(add_source.poll_interval, interval '5 minutes'))
+    RETURNING id INTO new_id;
+    IF add_source.token IS NOT NULL THEN
+        PERFORM engineering._store_token(new_id, add_source.token);
+    END IF;
+    RETURN new_id;
+END;
+$$;
+REVOKE EXECUTE ON FUNCTION engineering.add_source(text, text, text, jsonb, text, interval) FROM PUBLIC;
+COMMENT ON FUNCTION engineering.add_source(text, text, text, jsonb, text, interval) IS
+    'registers a source (base_url NULL or '''' means the vendor''s public API) and returns its id; it is synced at once if the worker runs';
+
+CREATE OR REPLACE FUNCTION engineering.set_source_token(name text, token text)
+RETURNS void
+LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE SECURITY DEFINER
+SET search_path = pg_catalog, engineering, pg_temp
+SET log_min_error_statement = panic
+AS $$
+DECLARE
+    sid integer;
+BEGIN
+    PERFORM engineering._hide_statement('set_source_token');
+    PERFORM engineering._require_admin('set_source_token');
+    SELECT s.id INTO sid FROM engineering.sources s WHERE s.name = set_source_token.name;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'source "%" does not exist', set_source_token.name USING ERRCODE = 'undefined_object';
+    END IF;
+    PERFORM engineering._store_token(sid, set_source_token.token);
+END;
+$$;
+REVOKE EXECUTE ON FUNCTION engineering.set_source_token(text, text) FROM PUBLIC;
+COMMENT ON FUNCTION engineering.set_source_token(text, text) IS
+    'replaces a source''s stored token (NULL removes it)';
+
+CREATE OR REPLACE FUNCTION engineering.alter_source(name text, base_url text DEFAULT NULL, config jsonb DEFAULT NULL,
+                                         poll_interval interval DEFAULT NULL, enabled boolean DEFAULT NULL)
+RETURNS void
+LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE SECURITY DEFINER
+SET search_path = pg_catalog, engineering, pg_temp
+-- a base_url it refuses may carry credentials
+SET log_min_error_statement = panic
+AS $$
+DECLARE
+    s engineering.sources;
+BEGIN
+    SELECT * INTO s FROM engineering.sources src WHERE src.name = alter_source.name FOR UPDATE;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'source "%" does not exist', alter_source.name USING ERRCODE = 'undefined_object';
+    END IF;
+    UPDATE engineering.sources src SET
+        base_url = engineering._validate_source(s.kind, coalesce(alter_source.base_url, s.base_url),
+                                                coalesce(alter_source.config, s.config)),
+        config = coalesce(alter_source.config, s.config),
+        poll_interval = coalesce(alter_source.poll_interval, s.poll_interval),
+        enabled = coalesce(alter_source.enabled, s.enabled),
+        -- a changed source is looked at again now, without waiting out a backoff
+        next_sync_at = least(src.next_sync_at, now()),
+        consecutive_failures = 0
+    WHERE src.id = s.id;
+    -- A stored token goes only to the origin it was given for: moving the
+    -- source to another scheme, host or port forgets it, or whoever may
+    -- alter a source could have the token sent to a server of theirs.
+    IF alter_source.base_url IS NOT NULL
+       AND (SELECT lower(substring(src.base_url FROM '^[^:]+://[^/]+'))
+            FROM engineering.sources src WHERE src.id = s.id)
+           IS DISTINCT FROM lower(substring(s.base_url FROM '^[^:]+://[^/]+'))
+       AND EXISTS (SELECT 1 FROM engineering.source_secrets sec WHERE sec.source_id = s.id) THEN
+        DELETE FROM engineering.source_secrets sec WHERE sec.source_id = s.id;
+        RAISE NOTICE 'source "%" moved to another host: its stored token was removed', s.name
+            USING HINT = 'Set it again with engineering.set_source_token().';
+    END IF;
+    -- Queued requests and watermarks were made from the old URL or config
+    -- (another project, a job that does not exist, an older service_map):
+    -- once a sync of the source has finished, drop both, so that the next
+    -- run plans from the new config and backfills from "since" again.  The
+    -- upserts are idempotent, so re-reading history only re-maps it.
+    IF (alter_source.base_url IS NOT NULL OR alter_source.config IS NOT NULL)
+       AND (SELECT (src.base_url, src.config) IS DISTINCT FROM (s.base_url, s.config)
+            FROM engineering.sources src WHERE src.id = s.id) THEN
+        PERFORM pg_advisory_xact_lock(1162695513, s.id);
+        DELETE FROM engineering.sync_tasks t WHERE t.source_id = s.id;
+        UPDATE engineering.sources src SET cursor = '{}' WHERE src.id = s.id;
+    END IF;
+END;
+$$;
+REVOKE EXECUTE ON FUNCTION engineering.alter_source(text, text, jsonb, interval, boolean) FROM PUBLIC;
+COMMENT ON FUNCTION engineering.alter_source(text, text, jsonb, interval, boolean) IS
+    'changes a source''s base_url, config, poll_interval or enabled (NULL keeps the value), validated like add_source(), and makes it due now; a new base_url or config drops the queued requests and the watermarks, so the next sync backfills from since with the new settings; a base_url on another scheme, host or port removes the stored token';
+
+GRANT EXECUTE ON FUNCTION
+    engineering.add_source(text, text, text, jsonb, text, interval),
+    engineering.set_source_token(text, text)
+TO PUBLIC;
+REVOKE EXECUTE ON FUNCTION
+    engineering.add_source(text, text, text, jsonb, text, interval),
+    engineering.set_source_token(text, text)
+FROM engineering_admin;
