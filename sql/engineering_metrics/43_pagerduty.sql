@@ -141,7 +141,7 @@ BEGIN
                    'service_id', i->'service'->'id', 'service_name', i->'service'->'summary',
                    'html_url', i->'html_url', 'escalation_policy', i->'escalation_policy'->'summary',
                    'last_status_change_at', i->'last_status_change_at',
-                   'resolve_reason', i->'resolve_reason'->'type',
+                   'resolve_reason', i->'resolve_reason'->'type', 'acknowledged_by', a.ack_by,
                    'teams', (SELECT jsonb_agg(x->'summary') FROM jsonb_array_elements(
                                 CASE WHEN jsonb_typeof(i->'teams') = 'array' THEN i->'teams' ELSE '[]' END) x
                              WHERE jsonb_typeof(x) = 'object' AND x ? 'summary'),
@@ -150,15 +150,23 @@ BEGIN
                                  WHERE jsonb_typeof(x->'assignee') = 'object' AND x->'assignee' ? 'summary'))) AS attributes
         FROM raw,
              LATERAL (SELECT engineering._ts(i->'created_at') AS opened) t,
-             -- until the log entries are read: the current acknowledgements,
-             -- or the last status change of an incident that is acknowledged now
-             LATERAL (SELECT coalesce(
-                          (SELECT min(engineering._ts(x->'at')) FROM jsonb_array_elements(
-                               CASE WHEN jsonb_typeof(i->'acknowledgements') = 'array'
-                                    THEN i->'acknowledgements' ELSE '[]' END) x
-                           WHERE jsonb_typeof(x) = 'object'),
-                          CASE WHEN i->>'status' = 'acknowledged'
-                               THEN engineering._ts(i->'last_status_change_at') END) AS ack) a)
+             -- until the log entries are read: the earliest current
+             -- acknowledgement and its acknowledger, or the last status
+             -- change (and who made it) of an incident that is acknowledged now
+             LATERAL (SELECT coalesce(c.at, CASE WHEN i->>'status' = 'acknowledged'
+                                                 THEN engineering._ts(i->'last_status_change_at') END) AS ack,
+                             CASE WHEN c.at IS NOT NULL THEN c.who
+                                  WHEN i->>'status' = 'acknowledged'
+                                       AND i->'last_status_change_by'->>'type' IS DISTINCT FROM 'service_reference'
+                                  THEN nullif(btrim(i->'last_status_change_by'->>'summary'), '') END AS ack_by
+                      FROM (SELECT NULL) one
+                      LEFT JOIN LATERAL (
+                          SELECT engineering._ts(x->'at') AS at, nullif(btrim(x->'acknowledger'->>'summary'), '') AS who
+                          FROM jsonb_array_elements(CASE WHEN jsonb_typeof(i->'acknowledgements') = 'array'
+                                                         THEN i->'acknowledgements' ELSE '[]' END)
+                               WITH ORDINALITY AS y(x, o)
+                          WHERE jsonb_typeof(x) = 'object' AND engineering._ts(x->'at') IS NOT NULL
+                          ORDER BY 1, o LIMIT 1) c ON true) a)
     -- A fresh copy makes stale every key it maps (and the mark of an
     -- incident that answered 404); the log's keys are kept.
     SELECT engineering._upsert_incidents(array_agg(ROW(
