@@ -80,11 +80,19 @@ WHERE o.classid = 'pg_proc'::regclass
   AND (p.prosecdef OR pg_temp.public_privs(p.proacl) = '' AND p.proacl IS NOT NULL)
 ORDER BY p.oid::regprocedure::text COLLATE "C";
 
--- the rule behind the list above: nothing runs as its owner for PUBLIC
-SELECT count(*) AS definer_functions_public
+-- the rule behind the list above: nothing runs as its owner for PUBLIC,
+-- but the functions that take a token, which must refuse a caller
+-- themselves (an executor's refusal logs the statement, token included),
+-- and do so first, before anything else, with errors logged without their
+-- statement
+SELECT p.oid::regprocedure AS definer_function_public,
+       p.prosrc ~ '^\s*(DECLARE[^$]*)?BEGIN\s+PERFORM engineering\._hide_statement\(''\w+''\);\s+PERFORM engineering\._require_admin\('
+           AS checks_admin_first,
+       'log_min_error_statement=panic' = ANY (p.proconfig) AS errors_log_no_statement
 FROM ext_objects o JOIN pg_proc p ON p.oid = o.objid
 WHERE o.classid = 'pg_proc'::regclass AND p.prosecdef
-  AND (p.proacl IS NULL OR pg_temp.public_privs(p.proacl) <> '');
+  AND (p.proacl IS NULL OR pg_temp.public_privs(p.proacl) <> '')
+ORDER BY 1::text COLLATE "C";
 -- and a definer function fixes its search_path (no hijacking by a caller's schema)
 SELECT p.oid::regprocedure AS definer_without_search_path
 FROM ext_objects o JOIN pg_proc p ON p.oid = o.objid
