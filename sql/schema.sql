@@ -1,9 +1,6 @@
 -- Event schema: every table accepts a well-formed row and refuses bad rows
 -- with a message that names the column and the value.
-SET client_min_messages = warning;
-DROP EXTENSION IF EXISTS engineering_metrics CASCADE;
-CREATE EXTENSION engineering_metrics;
-RESET client_min_messages;
+CALL regress.reset_extension();
 SET timezone = 'UTC';
 SET datestyle = 'ISO, YMD';
 

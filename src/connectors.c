@@ -129,10 +129,10 @@ static const EmConnector connector_gitlab = {
  * Jenkins: the JSON remote access API; mapping in
  * sql/engineering_metrics/42_jenkins.sql.
  *
- * Jenkins has no public default address: every source names its server.  Requests authenticate
- * with HTTP Basic, the user from config "user" and the API token as the
- * password; API-token requests need no CSRF crumb, and the connector only
- * reads.
+ * Jenkins has no public default address: every source names its server.
+ * Requests authenticate with HTTP Basic, the user from config "user" and
+ * the API token as the password; API-token requests need no CSRF crumb,
+ * and the connector only reads.
  */
 
 static const char *const jenkins_headers[] = {
