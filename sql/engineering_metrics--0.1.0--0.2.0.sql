@@ -81,7 +81,8 @@ CREATE TABLE engineering.catalog_entities (
                     CHECK (entity_ref ~ '^[a-z0-9][^:/]*:[^:/]+/[^:/]+$'
                            OR engineering._reject_value('catalog_entities.entity_ref', entity_ref, 'expected kind:namespace/name in lower case')),
     kind            text NOT NULL
-                    CHECK (btrim(kind) <> '' OR engineering._reject_value('catalog_entities.kind', kind, 'kind must not be empty')),
+                    CHECK ((btrim(kind) <> '' AND kind = lower(kind))
+                           OR engineering._reject_value('catalog_entities.kind', kind, 'kind must be a non-empty lower-case word (component, group, ...)')),
     type            text,
     namespace       text NOT NULL DEFAULT 'default',
     name            text NOT NULL
@@ -854,7 +855,8 @@ BEGIN ATOMIC
            c.system, c.template, c.tags, c.first_seen_at, c.eligible,
            count(*) OVER (PARTITION BY c.service)
     FROM (SELECT e.*,
-                 e.type = ANY (s.eligible_types) AND lower(coalesce(e.lifecycle, '')) <> 'deprecated' AS eligible
+                 coalesce(e.type = ANY (s.eligible_types), false)
+                 AND lower(coalesce(e.lifecycle, '')) <> 'deprecated' AS eligible
           FROM engineering.catalog_entities e
           CROSS JOIN engineering.platform_settings s
           WHERE e.kind = 'component' AND e.service IS NOT NULL
