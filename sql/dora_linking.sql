@@ -182,3 +182,137 @@ SELECT * FROM pg_temp.causes WHERE incident IN ('J3', 'J6');
 SELECT engineering.attribute_incidents(environment => 'staging') AS set;
 SELECT * FROM pg_temp.causes;
 SELECT engineering.attribute_incidents('-1 hour');
+
+--
+-- Incremental runs (issue 17): link_changes() and attribute_incidents()
+-- redo only what dora_backlog recorded since their last run, and a run
+-- with nothing new does nothing.  On random timelines changed round after
+-- round the way syncs change them (new rows, late rows dated before
+-- everything, deployments re-synced as failed or moved in time, rows
+-- deleted, connector links recorded, a service renamed), each incremental
+-- run must leave exactly the links and causes that a full run computes
+-- from scratch.
+SELECT setseed(0.18);
+CREATE FUNCTION pg_temp.random_round(round int) RETURNS void LANGUAGE plpgsql AS $$
+DECLARE
+    base timestamptz := timestamptz '2025-01-01' + round * interval '3 days';
+BEGIN
+    INSERT INTO engineering.changes (external_id, service, commit_sha, committed_at)
+    SELECT format('r%s-c%s', round, k), 'svc' || (k % 3), md5(format('r%s-c%s', round, k)),
+           -- mostly new, some late (up to a month back)
+           base + random() * interval '3 days' - CASE WHEN random() < 0.2 THEN random() * interval '30 days' ELSE interval '0' END
+    FROM generate_series(1, 40) k;
+    INSERT INTO engineering.deployments (external_id, service, environment, commit_sha, started_at, finished_at, status)
+    SELECT format('r%s-d%s', round, k), 'svc' || (k % 3),
+           CASE WHEN k % 4 = 0 THEN 'staging' ELSE 'production' END,
+           -- half of them name a head commit that exists
+           CASE WHEN random() < 0.5 THEN (SELECT c.commit_sha FROM engineering.changes c ORDER BY random() LIMIT 1) END,
+           t - interval '10 minutes', t, CASE WHEN random() < 0.9 THEN 'success' ELSE 'failure' END
+    FROM (SELECT k, base + random() * interval '3 days'
+                   - CASE WHEN random() < 0.2 THEN random() * interval '30 days' ELSE interval '0' END AS t
+            FROM generate_series(1, 8) k) x;
+    INSERT INTO engineering.incidents (external_id, service, status, opened_at, resolved_at)
+    SELECT format('r%s-i%s', round, k), 'svc' || (k % 3), 'resolved', t, t + interval '2 hours'
+    FROM (SELECT k, base + random() * interval '3 days' - random() * interval '5 days' AS t
+            FROM generate_series(1, 4) k) x;
+    -- re-synced: a success becomes a failure, another moves by hours
+    UPDATE engineering.deployments SET status = 'failure'
+     WHERE id = (SELECT id FROM engineering.deployments WHERE status = 'success' ORDER BY random() LIMIT 1);
+    UPDATE engineering.deployments SET started_at = started_at - interval '9 hours', finished_at = finished_at - interval '9 hours'
+     WHERE id = (SELECT id FROM engineering.deployments WHERE status = 'success' ORDER BY random() LIMIT 1);
+    -- deleted rows
+    DELETE FROM engineering.changes WHERE id = (SELECT id FROM engineering.changes ORDER BY random() LIMIT 1);
+    DELETE FROM engineering.deployments WHERE id = (SELECT id FROM engineering.deployments ORDER BY random() LIMIT 1);
+    -- a connector records the changes of one deployment
+    INSERT INTO engineering.deployment_changes (deployment_id, change_id, linked_by)
+    SELECT d.id, c.id, 'connector'
+      FROM (SELECT id, service, finished_at FROM engineering.deployments
+             WHERE status = 'success' ORDER BY random() LIMIT 1) d
+      JOIN engineering.changes c ON c.service = d.service AND c.committed_at < d.finished_at
+     ORDER BY c.committed_at DESC LIMIT 2
+    ON CONFLICT DO NOTHING;
+    -- an incident's cause recorded by hand, another's removed
+    UPDATE engineering.incidents SET cause_deployment_id = (SELECT id FROM engineering.deployments ORDER BY random() LIMIT 1),
+                                     cause_inferred = false
+     WHERE id = (SELECT id FROM engineering.incidents ORDER BY random() LIMIT 1);
+    IF round = 3 THEN
+        UPDATE engineering.changes SET service = 'svc9' WHERE service = 'svc2';
+        UPDATE engineering.deployments SET service = 'svc9' WHERE service = 'svc2';
+        UPDATE engineering.incidents SET service = 'svc9' WHERE service = 'svc2';
+    END IF;
+END
+$$;
+CREATE TEMP TABLE round_results (round int, services_in_backlog int, links_added bigint,
+                                 full_run_links_differ bigint, causes_changed bigint, full_run_causes_differ bigint,
+                                 second_run_links bigint, second_run_causes bigint, backlog_after int);
+SELECT engineering.link_changes() >= 0 AS first_full_run, engineering.attribute_incidents() >= 0 AS first_attribution;
+DO $$
+DECLARE
+    r int;
+    n_backlog int;
+    added bigint;
+    causes bigint;
+    link_diff bigint;
+    cause_diff bigint;
+BEGIN
+    FOR r IN 1..6 LOOP
+        PERFORM pg_temp.random_round(r);
+        SELECT count(*) INTO n_backlog FROM engineering.dora_backlog WHERE job = 'link_changes';
+        added := engineering.link_changes();
+        causes := engineering.attribute_incidents();
+        -- what a full run computes from the same rows
+        CREATE TEMP TABLE links_incremental AS
+            SELECT deployment_id, change_id FROM engineering.deployment_changes WHERE linked_by = 'inferred';
+        CREATE TEMP TABLE causes_incremental AS
+            SELECT id, cause_deployment_id, cause_inferred FROM engineering.incidents;
+        INSERT INTO engineering.dora_backlog (job, service, since)
+        VALUES ('link_changes', NULL, '-infinity'), ('attribute_incidents', NULL, '-infinity');
+        PERFORM engineering.link_changes(), engineering.attribute_incidents();
+        SELECT count(*) INTO link_diff FROM (
+            (SELECT * FROM links_incremental
+             EXCEPT SELECT deployment_id, change_id FROM engineering.deployment_changes WHERE linked_by = 'inferred')
+            UNION ALL
+            (SELECT deployment_id, change_id FROM engineering.deployment_changes WHERE linked_by = 'inferred'
+             EXCEPT SELECT * FROM links_incremental)) x;
+        SELECT count(*) INTO cause_diff FROM (
+            (SELECT * FROM causes_incremental
+             EXCEPT SELECT id, cause_deployment_id, cause_inferred FROM engineering.incidents)
+            UNION ALL
+            (SELECT id, cause_deployment_id, cause_inferred FROM engineering.incidents
+             EXCEPT SELECT * FROM causes_incremental)) x;
+        DROP TABLE links_incremental, causes_incremental;
+        INSERT INTO round_results
+        SELECT r, n_backlog, added, link_diff, causes, cause_diff,
+               engineering.link_changes(), engineering.attribute_incidents(),
+               (SELECT count(*) FROM engineering.dora_backlog);
+    END LOOP;
+END
+$$;
+-- every round: some services in the backlog, links added; a full run
+-- differs in nothing; a second run has nothing to do and leaves no backlog
+SELECT count(*) AS rounds,
+       bool_and(services_in_backlog > 0) AS backlog_every_round,
+       sum(links_added) > 0 AS links_added,
+       sum(causes_changed) > 0 AS causes_changed,
+       sum(full_run_links_differ) AS links_differing_from_full_run,
+       sum(full_run_causes_differ) AS causes_differing_from_full_run,
+       sum(second_run_links) AS second_run_links, sum(second_run_causes) AS second_run_causes,
+       sum(backlog_after) AS backlog_left
+FROM round_results;
+-- attribute_incidents() with other arguments is a full run
+SELECT engineering.attribute_incidents(max_gap => NULL) >= 0 AS ran;
+SELECT arguments AS remembered FROM engineering.dora_job_arguments;
+-- a write that changes nothing the jobs read (a deployment's attributes,
+-- as compare bookkeeping writes them) puts its service in the backlog: the
+-- next runs redo that service from that time only, and find nothing
+SELECT engineering.attribute_incidents();
+UPDATE engineering.deployments SET attributes = attributes || '{"x": 1}'
+ WHERE id = (SELECT max(id) FROM engineering.deployments);
+SELECT job, service IS NOT NULL AS one_service FROM engineering.dora_backlog ORDER BY 1;
+SELECT engineering.link_changes() AS added, engineering.attribute_incidents() AS changed;
+SELECT count(*) AS backlog_left FROM engineering.dora_backlog;
+-- a TRUNCATE has no rows to look at: the next runs are full ones
+TRUNCATE engineering.deployment_changes;
+SELECT job, service FROM engineering.dora_backlog ORDER BY 1;
+SELECT engineering.link_changes() > 0 AS relinked;
+SELECT count(*) AS backlog_left FROM engineering.dora_backlog WHERE job = 'link_changes';

@@ -11,9 +11,12 @@ CREATE FUNCTION pg_temp.chg(text) RETURNS bigint LANGUAGE sql AS
     $$ SELECT id FROM engineering.changes WHERE source_id IS NULL AND external_id = $1 $$;
 
 -- app: three production deployments and one to staging
+--   D0 04-01 00:00 (failed run: the service's first recorded deployment,
+--   so that the changes below, all later, count)
 --   D1 05-01 10:00  D2 05-02 10:00  D3 05-03 10:00 (failed run)  D4 05-04 10:00
 --   DS staging 05-01 12:00
 INSERT INTO engineering.deployments (external_id, service, environment, commit_sha, finished_at, status) VALUES
+    ('D0', 'app', 'production', NULL,      '2024-04-01 00:00', 'failure'),
     ('D1', 'app', 'production', md5('m1'), '2024-05-01 10:00', 'success'),
     ('D2', 'app', 'production', md5('m3'), '2024-05-02 10:00', 'success'),
     ('D3', 'app', 'production', NULL,      '2024-05-03 10:00', 'failure'),
@@ -191,3 +194,90 @@ INSERT INTO engineering.dora_benchmarks (report_year, metric, level, rank, max_r
 VALUES (2023, 'change_failure_rate', 'elite', 1, 0.04, 'edited');
 SELECT level, max_rate, description FROM engineering.dora_benchmarks
 WHERE report_year = 2023 AND metric = 'change_failure_rate' ORDER BY rank;
+
+--
+-- Issue 18 (2): nothing committed before a service's first recorded
+-- deployment counts, whoever linked it (connector, person, ETL job, or
+-- link_changes()).  A timeline in the shape of Apache DevLake's lead-time
+-- fixture: a pull request a year older than the service's first deployment
+-- whose merge commit a first deployment lists.
+--   vault: V1 2023-04-10 06:52 (the first deployment), V2 2023-04-13 07:22
+--   x-old: merge commit of PR #10 (first commit 2022-01-10 04:51, opened
+--          2022-01-11 04:51, merged 2022-02-10 04:51), linked to V1 by a
+--          connector and again to V2 by hand
+--   x-v1:  committed 2023-04-10 06:00, before V1 finished: linked to V1
+--          by a connector (a first deployment ships nothing here)
+--   x-new: merge commit of PR #11 (first commit 2023-04-10 04:51, opened
+--          04-11 04:51, merged 04-11 05:51), linked to V2 by an ETL job
+--          ('manual'): lead time 04-11 05:51 -> 04-13 07:22 = 49 h 31 min
+--   Only x-new counts: in change_lead_times, in dora(), and as #11's
+--   deployment; #10 has no deployment (DevLake: none either).
+UPDATE engineering.dora_settings
+   SET production_environment = 'production', lead_time_start = 'committed_at', benchmark_year = 2023;
+INSERT INTO engineering.deployments (external_id, service, environment, finished_at, status) VALUES
+    ('V1', 'vault', 'production', '2023-04-10 06:52', 'success'),
+    ('V2', 'vault', 'production', '2023-04-13 07:22', 'success');
+INSERT INTO engineering.changes (external_id, service, commit_sha, committed_at) VALUES
+    ('x-old', 'vault', md5('x-old'), '2022-02-10 04:51'),
+    ('x-v1',  'vault', md5('x-v1'),  '2023-04-10 06:00'),
+    ('x-new', 'vault', md5('x-new'), '2023-04-11 05:51');
+INSERT INTO engineering.deployment_changes (deployment_id, change_id, linked_by)
+SELECT pg_temp.dep(d), pg_temp.chg(c), l FROM (VALUES
+    ('V1', 'x-old', 'connector'), ('V1', 'x-v1', 'connector'),
+    ('V2', 'x-old', 'manual'), ('V2', 'x-new', 'manual')) v(d, c, l);
+INSERT INTO engineering.pull_requests (external_id, service, number, opened_at, first_commit_at, merged_at, merge_commit_sha) VALUES
+    ('pr10', 'vault', 10, '2022-01-11 04:51', '2022-01-10 04:51', '2022-02-10 04:51', md5('x-old')),
+    ('pr11', 'vault', 11, '2023-04-11 04:51', '2023-04-10 04:51', '2023-04-11 05:51', md5('x-new'));
+SELECT c.external_id AS change, d.external_id AS deployment, t.linked_by, t.lead_time
+FROM engineering.change_lead_times t
+JOIN engineering.changes c ON c.id = t.change_id
+JOIN engineering.deployments d ON d.id = t.deployment_id
+WHERE t.service = 'vault' ORDER BY 1;
+SELECT deployments, lead_time FROM engineering.dora('2023-04-01', '2023-05-01', 'vault');
+SELECT number, d.external_id AS deployment, deploy_time, total_time
+FROM engineering.pull_request_cycle_times p
+LEFT JOIN engineering.deployments d ON d.id = p.deployment_id
+WHERE p.service = 'vault' ORDER BY number;
+-- link_changes() holds to the same rule: it adds nothing for vault (V1 is
+-- the first deployment; x-new is already linked by hand)
+SELECT engineering.link_changes('vault');
+-- the rule is read, not stored: a deployment recorded late, before all of
+-- it (2022-01-01), makes the history count (x-old at V1, 424 days; x-v1 at
+-- V1, 52 min), and its removal takes it back
+INSERT INTO engineering.deployments (external_id, service, environment, finished_at, status) VALUES
+    ('V0', 'vault', 'staging', '2022-01-01 00:00', 'failure');
+SELECT c.external_id AS change, d.external_id AS deployment, t.lead_time
+FROM engineering.change_lead_times t
+JOIN engineering.changes c ON c.id = t.change_id
+JOIN engineering.deployments d ON d.id = t.deployment_id
+WHERE t.service = 'vault' ORDER BY 1;
+DELETE FROM engineering.deployments WHERE external_id = 'V0';
+SELECT count(*) AS counted FROM engineering.change_lead_times WHERE service = 'vault';
+
+--
+-- Issue 18 (3): lead time from the pull request's first commit starts at
+-- the earlier of that commit and the pull request's opening, as total_time
+-- does.  In the shape of DevLake's PR whose first commit (rebased) is dated
+-- after the pull request was opened:
+--   PR #12: opened 2023-04-12 04:51, first commit 2023-04-13 04:51,
+--   merged 04-12 05:51 by x-pr12, which V3 (04-13 07:29) shipped.
+--   From the first commit it would be 158 min; from the opening 1598 min.
+INSERT INTO engineering.deployments (external_id, service, environment, finished_at, status) VALUES
+    ('V3', 'vault', 'production', '2023-04-13 07:29', 'success');
+INSERT INTO engineering.changes (external_id, service, commit_sha, committed_at) VALUES
+    ('x-pr12', 'vault', md5('x-pr12'), '2023-04-12 05:51');
+INSERT INTO engineering.deployment_changes (deployment_id, change_id, linked_by)
+VALUES (pg_temp.dep('V3'), pg_temp.chg('x-pr12'), 'connector');
+INSERT INTO engineering.pull_requests (external_id, service, number, opened_at, first_commit_at, merged_at, merge_commit_sha) VALUES
+    ('pr12', 'vault', 12, '2023-04-12 04:51', '2023-04-13 04:51', '2023-04-12 05:51', md5('x-pr12'));
+UPDATE engineering.dora_settings SET lead_time_start = 'pr_first_commit';
+SELECT t.measured_from, extract(epoch FROM t.lead_time) / 60 AS lead_minutes,
+       (SELECT extract(epoch FROM p.total_time) / 60 FROM engineering.pull_request_cycle_times p
+         WHERE p.service = 'vault' AND p.number = 12) AS total_minutes
+FROM engineering.change_lead_times t WHERE t.change_id = pg_temp.chg('x-pr12');
+-- dora() agrees, by setting and by parameter
+SELECT extract(epoch FROM lead_time) / 60 AS lead_minutes
+FROM engineering.dora('2023-04-13 07:25', '2023-04-14', 'vault');
+UPDATE engineering.dora_settings SET lead_time_start = 'committed_at';
+SELECT extract(epoch FROM lead_time) / 60 AS lead_minutes
+FROM engineering.dora('2023-04-13 07:25', '2023-04-14', 'vault', lead_time_start => 'pr_first_commit');

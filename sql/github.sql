@@ -326,6 +326,105 @@ SELECT pg_temp.ingest('gh', 'run', '/x', '{"missing_ok": true}', '{}', NULL) AS 
 SELECT pg_temp.ingest('gh', 'mystery', '/x', '{}', '{}', '{}');
 
 --
+-- shapes of real responses: when a run ends
+--
+DELETE FROM engineering.sync_tasks;
+-- PyGithub's run of 2022-12-24, whose updated_at GitHub moved 13 months
+-- later: stored with updated_at at first, its jobs are queued, and the
+-- latest job's completed_at (07:33:10) becomes its end, kept when the run
+-- is listed again
+SELECT pg_temp.ingest('gh', 'runs', '/x', '{"from": "2022-12-24T00:00:00Z", "to": "2022-12-25T00:00:00Z", "first": true}', '{}',
+    $json$
+    {"total_count": 1, "workflow_runs": [
+      {"id": 3770390952, "name": "CI", "node_id": "WFR_kwLOADYVqM7gu0Do", "head_branch": "main",
+       "head_sha": "1f1a4bd5a4ed5cf5baf9f4bbb4a8c7b1d6cfc6a2", "path": ".github/workflows/ci.yml", "display_title": "CI",
+       "run_number": 3059, "event": "pull_request", "status": "completed", "conclusion": "success",
+       "workflow_id": 1903133, "check_suite_id": 10054338722, "url": "https://api.github.com/repos/PyGithub/PyGithub/actions/runs/3770390952",
+       "html_url": "https://github.com/PyGithub/PyGithub/actions/runs/3770390952", "pull_requests": [],
+       "created_at": "2022-12-24T07:29:12Z", "updated_at": "2024-01-29T23:29:45Z",
+       "actor": {"login": "dependabot[bot]"}, "run_attempt": 1, "run_started_at": "2022-12-24T07:29:12Z"}]}
+    $json$) AS rows_changed;
+SELECT external_id, started_at, finished_at FROM engineering.pipeline_runs WHERE external_id = '3770390952/1';
+SELECT stream, url, payload FROM engineering.sync_tasks ORDER BY id;
+DELETE FROM engineering.sync_tasks;
+SELECT pg_temp.ingest('gh', 'run_jobs', '/repos/acme/shop/actions/runs/3770390952/attempts/1/jobs?per_page=100',
+    '{"run": "3770390952/1", "missing_ok": true}', '{}',
+    $json$
+    {"total_count": 3, "jobs": [
+      {"id": 10262005511, "run_id": 3770390952, "run_attempt": 1, "status": "completed", "conclusion": "success",
+       "created_at": "2022-12-24T07:29:13Z", "started_at": "2022-12-24T07:29:21Z", "completed_at": "2022-12-24T07:31:02Z", "name": "lint"},
+      {"id": 10262005512, "run_id": 3770390952, "run_attempt": 1, "status": "completed", "conclusion": "success",
+       "created_at": "2022-12-24T07:29:13Z", "started_at": "2022-12-24T07:29:20Z", "completed_at": "2022-12-24T07:33:10Z", "name": "test (3.11)"},
+      {"id": 10262005513, "run_id": 3770390952, "run_attempt": 1, "status": "completed", "conclusion": "skipped",
+       "created_at": "2022-12-24T07:29:13Z", "started_at": "2022-12-24T07:29:13Z", "completed_at": "2022-12-24T07:29:13Z", "name": "deploy"}]}
+    $json$) AS jobs_read;
+SELECT external_id, started_at, finished_at, finished_at - started_at AS took,
+       attributes->'jobs_read' AS jobs_read, attributes->>'jobs_completed_at' AS jobs_completed_at
+FROM engineering.pipeline_runs WHERE external_id = '3770390952/1';
+SELECT pg_temp.ingest('gh', 'runs', '/x', '{"from": "2022-12-24T00:00:00Z", "to": "2022-12-25T00:00:00Z", "first": true}', '{}',
+    $json$
+    {"total_count": 1, "workflow_runs": [
+      {"id": 3770390952, "name": "CI", "head_branch": "main", "head_sha": "1f1a4bd5a4ed5cf5baf9f4bbb4a8c7b1d6cfc6a2",
+       "path": ".github/workflows/ci.yml", "display_title": "CI", "run_number": 3059, "event": "pull_request",
+       "status": "completed", "conclusion": "success", "workflow_id": 1903133,
+       "html_url": "https://github.com/PyGithub/PyGithub/actions/runs/3770390952", "pull_requests": [],
+       "created_at": "2022-12-24T07:29:12Z", "updated_at": "2024-01-29T23:29:45Z",
+       "actor": {"login": "dependabot[bot]"}, "run_attempt": 1, "run_started_at": "2022-12-24T07:29:12Z"}]}
+    $json$) AS listed_again;
+SELECT finished_at FROM engineering.pipeline_runs WHERE external_id = '3770390952/1';
+SELECT count(*) AS jobs_queued_again FROM engineering.sync_tasks WHERE stream = 'run_jobs';
+DELETE FROM engineering.sync_tasks;
+-- the May 2020 shape: no name, path, run_started_at or run_attempt.  The
+-- pipeline is "workflow <workflow_id>" (nothing else names it), queued at
+-- created_at, started when its jobs say (NULL until then, not created_at);
+-- the jobs are asked for without an attempt, over two pages
+SELECT pg_temp.ingest('gh', 'runs', '/x', '{"from": "2020-05-20T00:00:00Z", "to": "2020-05-21T00:00:00Z", "first": true}', '{}',
+    $json$
+    {"total_count": 1, "workflow_runs": [
+      {"id": 110932306, "node_id": "MDExOldvcmtmbG93UnVuMTEwOTMyMzA2", "head_branch": "master",
+       "head_sha": "6ac5cb6b8a2b4e0f9d39d8e9e4b7b2f7e9d1a2b3", "run_number": 1161, "event": "push",
+       "status": "completed", "conclusion": "success", "workflow_id": 1095766,
+       "url": "https://api.github.com/repos/PyGithub/PyGithub/actions/runs/110932306",
+       "html_url": "https://github.com/PyGithub/PyGithub/actions/runs/110932306", "pull_requests": [],
+       "created_at": "2020-05-20T23:59:37Z", "updated_at": "2020-05-21T00:02:14Z",
+       "jobs_url": "https://api.github.com/repos/PyGithub/PyGithub/actions/runs/110932306/jobs"}]}
+    $json$) AS rows_changed;
+SELECT external_id, pipeline, queued_at, started_at, finished_at FROM engineering.pipeline_runs WHERE external_id = '110932306/1';
+SELECT stream, url, payload FROM engineering.sync_tasks ORDER BY id;
+DELETE FROM engineering.sync_tasks;
+SELECT pg_temp.ingest('gh', 'run_jobs', '/repos/acme/shop/actions/runs/110932306/jobs?per_page=100',
+    '{"run": "110932306/1", "missing_ok": true}',
+    '{"link": "<http://127.0.0.1:9/github/repos/acme/shop/actions/runs/110932306/jobs?per_page=100&page=2>; rel=\"next\""}',
+    '{"total_count": 2, "jobs": [{"id": 1, "status": "completed", "started_at": "2020-05-21T00:00:05Z", "completed_at": "2020-05-21T00:01:30Z"}]}')
+    AS first_page;
+SELECT stream, url, payload FROM engineering.sync_tasks ORDER BY id;
+SELECT started_at, finished_at FROM engineering.pipeline_runs WHERE external_id = '110932306/1';
+SELECT pg_temp.ingest(s.name, t.stream, t.url, t.payload, '{}',
+    '{"total_count": 2, "jobs": [{"id": 2, "status": "completed", "started_at": "2020-05-20T23:59:50Z", "completed_at": "2020-05-21T00:02:01Z"}]}')
+    AS last_page
+FROM engineering.sync_tasks t JOIN engineering.sources s ON s.id = t.source_id;
+DELETE FROM engineering.sync_tasks;
+SELECT external_id, pipeline, queued_at, started_at, finished_at, attributes->>'jobs_started_at' AS jobs_started_at
+FROM engineering.pipeline_runs WHERE external_id = '110932306/1';
+-- a re-run (attempt 2 of PyGithub's run 26365060973): created_at is the
+-- first attempt's (five days earlier), so the attempt has no queued_at and
+-- starts at run_started_at
+SELECT engineering._github_map_runs(1, '{"repository": "acme/shop"}', 'main', $json$[
+  {"id": 26365060973, "name": "CodeQL Advanced", "head_branch": "main", "head_sha": "9d0d8e3c2b1a4f5e6d7c8b9a0f1e2d3c4b5a6f7e",
+   "path": ".github/workflows/codeql.yml", "run_number": 312, "event": "schedule", "status": "completed",
+   "conclusion": "success", "workflow_id": 74523610, "created_at": "2026-05-24T15:20:04Z",
+   "updated_at": "2026-05-29T15:43:47Z", "run_attempt": 2, "run_started_at": "2026-05-29T15:42:05Z",
+   "previous_attempt_url": "https://api.github.com/repos/PyGithub/PyGithub/actions/runs/26365060973/attempts/1"}
+]$json$) AS rows_changed;
+SELECT external_id, attempt, queued_at, started_at, finished_at FROM engineering.pipeline_runs WHERE external_id = '26365060973/2';
+-- jobs that are gone (404): read, the run keeps updated_at
+SELECT pg_temp.ingest('gh', 'run_jobs', '/x', '{"run": "26365060973/2", "missing_ok": true}', '{}', NULL) AS gone;
+SELECT finished_at, attributes->'jobs_read' AS jobs_read FROM engineering.pipeline_runs WHERE external_id = '26365060973/2';
+SELECT pg_temp.ingest('gh', 'run_jobs', '/x', '{"run": "26365060973/2"}', '{}', '{"message": "x"}');
+DELETE FROM engineering.pipeline_runs WHERE external_id IN ('3770390952/1', '110932306/1', '26365060973/2');
+DELETE FROM engineering.sync_tasks;
+
+--
 -- plan: the first requests of a sync, from the watermarks
 --
 DELETE FROM engineering.sync_tasks;

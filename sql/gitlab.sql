@@ -330,6 +330,38 @@ SELECT engineering._gitlab_plan(s) FROM engineering.sources s WHERE name = 'gl-i
 SELECT stream, url FROM engineering.sync_tasks WHERE stream = 'deployments';
 DELETE FROM engineering.sync_tasks;
 
+--
+-- shapes of real responses
+--
+-- a gitlab.com pipeline whose job was retried 18 hours later (DevLake's
+-- shape): finished_at moved to the next day, GitLab's duration (1,512 s)
+-- did not; the run ends at started_at + duration = 07:42:22.123, and
+-- GitLab's finished_at is kept in attributes
+SELECT engineering._gitlab_map_pipelines(:gl, '{"project": "acme/platform/shop"}', $json$[
+  {"id": 1078343570, "iid": 7002, "project_id": 51, "sha": "0b0f6b5ff7e8cd7e3cbd7de1fd4a2e3bb5c5d0a4",
+   "ref": "main", "status": "success", "source": "push",
+   "created_at": "2023-11-20T07:17:08.753Z", "updated_at": "2023-11-21T01:54:29.759Z",
+   "web_url": "https://gitlab.com/acme/platform/shop/-/pipelines/1078343570",
+   "before_sha": "5c2bd0b8a0f87f3a5e0f8e6ef0d5c2f1e6b7a9c3", "tag": false, "yaml_errors": null,
+   "user": {"id": 1, "username": "dev"}, "started_at": "2023-11-20T07:17:10.123Z",
+   "finished_at": "2023-11-21T01:54:29.748Z", "committed_at": null, "duration": 1512, "queued_duration": 1,
+   "coverage": null, "detailed_status": {"group": "success"}}]$json$) AS retried_job;
+SELECT external_id, status, started_at, finished_at, finished_at - started_at AS took,
+       attributes->>'finished_at' AS gitlab_finished_at
+FROM engineering.pipeline_runs WHERE external_id = '1078343570';
+-- the "Create a deployment" response: success, no job (deployable null),
+-- no updated_at; it is stored, deployed when it was created
+SELECT engineering._gitlab_map_deployments(:gl, '{"project": "acme/platform/shop"}', $json$[
+  {"id": 4242, "iid": 2, "ref": "main", "sha": "a91957a858320c0e17f3a0eca7cfacbff50ea29a",
+   "created_at": "2024-06-01T11:32:35.444Z", "status": "success",
+   "user": {"id": 1, "name": "Administrator", "state": "active", "username": "root"},
+   "deployable": null,
+   "environment": {"id": 99, "name": "sandbox", "external_url": "https://sandbox.example.com"}}
+]$json$) AS created_via_api;
+SELECT external_id, environment, commit_sha, started_at, finished_at, status
+FROM engineering.deployments WHERE external_id = '4242';
+DELETE FROM engineering.sync_tasks;
+
 -- every mapped row passed the event tables' constraints; the source can be purged
 SELECT engineering.remove_source('gl', purge => true);
 SELECT (SELECT count(*) FROM engineering.pipeline_runs WHERE source_id = :gl) AS runs,

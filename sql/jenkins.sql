@@ -255,6 +255,36 @@ SELECT engineering._jenkins_plan(s) FROM engineering.sources s WHERE name = 'jk'
 SELECT stream, url, payload FROM engineering.sync_tasks ORDER BY id;
 DELETE FROM engineering.sync_tasks;
 
+--
+-- shapes of real responses
+--
+-- a build as Jenkins renders it without a tree (jenkins-rest's shape):
+-- causes without _class, the commit only in changeSets; a user-started
+-- build is manual, its commit is the change set's newest
+SELECT engineering._jenkins_map_builds(:jk, '{"job": "fish"}', 'fish', 'fish', $json$[
+  {"actions": [{"parameters": [{"name": "bear", "value": true}, {"name": "fish", "value": "salmon"}]},
+               {"causes": [{"shortDescription": "Started by user anonymous", "userId": null, "userName": "anonymous"}]}],
+   "building": false, "duration": 60750, "number": 10, "queueId": 73, "result": "SUCCESS",
+   "timestamp": 1461091892486, "url": "http://localhost:32769/job/fish/10/",
+   "changeSets": [{"_class": "hudson.plugins.git.GitChangeSetList", "kind": "git",
+                   "items": [{"commitId": "1111111805201322d846d7defc29b82c88d9b5ce", "timestamp": 1461091800000},
+                             {"commitId": "D27AFA0805201322D846D7DEFC29B82C88D9B5CE", "timestamp": 1461091892486}]}]},
+  {"actions": [{"causes": [{"shortDescription": "Started by timer"}]}], "building": false, "duration": 1000,
+   "number": 11, "result": "SUCCESS", "timestamp": 1461095492486, "changeSets": []},
+  {"actions": [{"causes": [{"shortDescription": "Started by upstream project \"shop/build\" build number 7",
+                            "upstreamProject": "shop/build", "upstreamBuild": 7}]}],
+   "building": false, "duration": 1000, "number": 12, "result": "FAILURE", "timestamp": 1461099092486},
+  {"actions": [{"causes": [{"shortDescription": "Started by an SCM change"}]},
+               {"_class": "hudson.plugins.git.util.BuildData",
+                "lastBuiltRevision": {"SHA1": "2222222805201322d846d7defc29b82c88d9b5ce", "branch": [{"name": "origin/main"}]}}],
+   "building": false, "duration": 1000, "number": 13, "result": "SUCCESS", "timestamp": 1461102692486,
+   "changeSets": [{"items": [{"commitId": "3333333805201322d846d7defc29b82c88d9b5ce"}]}]},
+  {"actions": [{"causes": [{"shortDescription": "something new"}]}], "building": false, "duration": 1000,
+   "number": 14, "result": "SUCCESS", "timestamp": 1461106292486}
+]$json$) AS rows_changed;
+SELECT external_id, event, commit_sha, branch, status, started_at, finished_at
+FROM engineering.pipeline_runs WHERE pipeline = 'fish' ORDER BY external_id;
+
 -- every mapped row passed the event tables' constraints; the source can be purged
 SELECT engineering.remove_source('jk', purge => true);
 SELECT (SELECT count(*) FROM engineering.pipeline_runs) AS runs,

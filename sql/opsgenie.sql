@@ -36,10 +36,10 @@ SELECT count(*) AS sources FROM engineering.sources;
 SELECT s, engineering._opsgenie_status(s)
 FROM unnest(ARRAY['open', 'resolved', 'closed', 'investigating', NULL]) s;
 
--- services: the first impacted service found in service_map, else the
--- first one through _map_service (config service, else the id), then
--- serviceId, then "unknown"
-SELECT label, engineering._opsgenie_service(config, incident)
+-- services: every impacted service (serviceId when the list is empty)
+-- through service_map, else config service, else "unknown" (never the raw
+-- id: the payload has no names); the ids behind each; once each, in order
+SELECT label, s.ordinal, s.service, s.service_ids
 FROM (VALUES
     ('second one mapped', '{"service_map": {"svc-b": "checkout"}}'::jsonb,
                           '{"impactedServices": ["svc-a", "svc-b"]}'::jsonb),
@@ -48,7 +48,11 @@ FROM (VALUES
     ('serviceId only',    '{}', '{"serviceId": "svc-c"}'),
     ('not strings',       '{}', '{"impactedServices": [7, null, "svc-d"]}'),
     ('nothing',           '{}', '{"impactedServices": []}'),
-    ('nothing, service',  '{"service": "shop"}', '{}')) v(label, config, incident);
+    ('nothing, service',  '{"service": "shop"}', '{}'),
+    ('two mapped, one twice', '{"service_map": {"svc-a": "checkout", "svc-b": "billing", "svc-c": "checkout"}}',
+                          '{"impactedServices": ["svc-c", "svc-b", "svc-a", "svc-x"], "serviceId": "svc-q"}')) v(label, config, incident),
+     LATERAL engineering._opsgenie_services(config, incident) s
+ORDER BY label, s.ordinal;
 
 SELECT engineering._opsgenie_incidents_url('{"query": "impactedServices:6d0d3a43 AND status:open"}');
 
@@ -219,3 +223,80 @@ UPDATE engineering.sync_tasks SET stream = 'alerts';
 SELECT engineering._opsgenie_ingest(s, t, 200, '{}', '{"data": []}')
 FROM engineering.sources s JOIN engineering.sync_tasks t ON t.source_id = s.id
 WHERE s.name = 'og';
+
+------------------------------------------------------------------------------
+-- An incident that impacts several services
+------------------------------------------------------------------------------
+
+-- OM impacts checkout, billing and an unmapped service (DevLake's shape:
+-- impactedServices ids only): one row per service, "unknown" for the
+-- unmapped one; then billing is no longer impacted: its row goes; the
+-- open incident is fetched again once, by its own id
+SELECT engineering._opsgenie_map_incidents(
+    (SELECT id FROM engineering.sources WHERE name = 'og'),
+    '{"service_map": {"695bce3d-4621-4630-8ae1-24eb89c22d6e": "checkout", "b111ce3d-0000-4000-8000-00000000b111": "billing"}}',
+    $json$[{"id": "OM", "tinyId": "31", "message": "Payments down", "status": "open", "priority": "P1",
+       "impactedServices": ["695bce3d-4621-4630-8ae1-24eb89c22d6e", "b111ce3d-0000-4000-8000-00000000b111",
+                            "c222ce3d-0000-4000-8000-00000000c222"],
+       "createdAt": "2026-03-21T10:00:00.346Z", "impactStartDate": "2026-03-21T09:58:00Z", "ownerTeam": "",
+       "links": {"web": "https://acme.app.opsgenie.com/incident/detail/OM"}}]$json$) AS three_rows;
+SELECT external_id, service, title, status, opened_at, attributes->'service_ids' AS ids,
+       attributes->>'html_url' AS html_url, attributes ? 'owner_team' AS owner_team
+FROM engineering.incidents WHERE attributes->>'opsgenie_id' = 'OM' ORDER BY external_id;
+SELECT engineering._opsgenie_map_incidents(
+    (SELECT id FROM engineering.sources WHERE name = 'og'),
+    '{"service_map": {"695bce3d-4621-4630-8ae1-24eb89c22d6e": "checkout", "b111ce3d-0000-4000-8000-00000000b111": "billing"}}',
+    $json$[{"id": "OM", "tinyId": "31", "message": "Payments down", "status": "open", "priority": "P1",
+       "impactedServices": ["695bce3d-4621-4630-8ae1-24eb89c22d6e", "c222ce3d-0000-4000-8000-00000000c222"],
+       "createdAt": "2026-03-21T10:00:00.346Z", "impactStartDate": "2026-03-21T09:58:00Z", "ownerTeam": "",
+       "links": {"web": "https://acme.app.opsgenie.com/incident/detail/OM"}}]$json$) AS one_row_gone;
+SELECT external_id, service FROM engineering.incidents WHERE attributes->>'opsgenie_id' = 'OM' ORDER BY external_id;
+DELETE FROM engineering.sync_tasks;
+UPDATE engineering.sources
+SET cursor = jsonb_build_object('incidents_created', '2026-04-01T00:00:00Z',
+                                'incidents_scope', engineering._opsgenie_scope(config))
+WHERE name = 'og';
+SELECT engineering._opsgenie_plan(s) FROM engineering.sources s WHERE name = 'og';
+SELECT url, payload FROM engineering.sync_tasks WHERE stream = 'incident' AND payload->>'incident' LIKE 'OM%';
+-- a 404 marks every row of the incident gone
+SELECT engineering._opsgenie_ingest(s, t, 404, '{}', NULL)
+FROM engineering.sources s JOIN engineering.sync_tasks t ON t.source_id = s.id
+WHERE s.name = 'og' AND t.stream = 'incident' AND t.payload->>'incident' = 'OM'
+  AND t.id = (SELECT min(id) FROM engineering.sync_tasks WHERE payload->>'incident' = 'OM');
+SELECT external_id, attributes->'opsgenie_gone' AS gone FROM engineering.incidents
+WHERE attributes->>'opsgenie_id' = 'OM' ORDER BY external_id;
+DELETE FROM engineering.incidents WHERE attributes->>'opsgenie_id' = 'OM';
+DELETE FROM engineering.sync_tasks;
+
+------------------------------------------------------------------------------
+-- The shared incident upsert (_upsert_incidents)
+------------------------------------------------------------------------------
+
+-- OU: an acknowledgement set by hand (Opsgenie incidents have none) and a
+-- key of the user's own survive a fresh copy, which drops the tags it no
+-- longer has and the mark of a 404
+SELECT engineering._opsgenie_map_incidents(
+    (SELECT id FROM engineering.sources WHERE name = 'og'), '{}',
+    $json$[{"id": "OU", "tinyId": "21", "message": "Upsert", "status": "open", "priority": "P2",
+       "createdAt": "2026-03-20T10:00:00Z", "tags": ["db"]}]$json$) AS first_copy;
+UPDATE engineering.incidents
+SET acknowledged_at = '2026-03-20 10:05+00', attributes = attributes || '{"postmortem": "PM-9", "opsgenie_gone": true}'
+WHERE external_id = 'OU';
+SELECT engineering._opsgenie_map_incidents(
+    (SELECT id FROM engineering.sources WHERE name = 'og'), '{}',
+    $json$[{"id": "OU", "tinyId": "21", "message": "Upsert", "status": "resolved", "priority": "P2",
+       "createdAt": "2026-03-20T10:00:00Z", "updatedAt": "2026-03-20T11:00:00Z"}]$json$) AS fresh_copy;
+SELECT status, acknowledged_at, resolved_at, attributes FROM engineering.incidents WHERE external_id = 'OU';
+SELECT engineering._opsgenie_map_incidents(
+    (SELECT id FROM engineering.sources WHERE name = 'og'), '{}',
+    $json$[{"id": "OU", "tinyId": "21", "message": "Upsert", "status": "resolved", "priority": "P2",
+       "createdAt": "2026-03-20T10:00:00Z", "updatedAt": "2026-03-20T11:00:00Z"}]$json$) AS unchanged;
+-- an impact start moved after the hand-set acknowledgement: it is raised to
+-- the opening, never left before it
+SELECT engineering._opsgenie_map_incidents(
+    (SELECT id FROM engineering.sources WHERE name = 'og'), '{}',
+    $json$[{"id": "OU", "tinyId": "21", "message": "Upsert", "status": "resolved", "priority": "P2",
+       "createdAt": "2026-03-20T10:00:00Z", "impactStartDate": "2026-03-20T10:10:00Z",
+       "updatedAt": "2026-03-20T11:00:00Z"}]$json$) AS moved;
+SELECT opened_at, acknowledged_at FROM engineering.incidents WHERE external_id = 'OU';
+DELETE FROM engineering.incidents WHERE external_id = 'OU';

@@ -310,3 +310,120 @@ UPDATE engineering.sync_tasks SET stream = 'services' WHERE id = (SELECT min(id)
 SELECT engineering._pagerduty_ingest(s, t, 200, '{}', '{}')
 FROM engineering.sources s JOIN engineering.sync_tasks t ON t.source_id = s.id
 WHERE s.name = 'pd' AND t.stream = 'services';
+
+------------------------------------------------------------------------------
+-- The shared incident upsert (_upsert_incidents)
+------------------------------------------------------------------------------
+
+-- PU: seen acknowledged at 07:20 with a team; then its log (07:05 by Ada)
+-- is read, someone attributes it to a deployment and adds a key of their
+-- own, and it is marked gone; a fresh copy (resolved, acknowledgements and
+-- teams gone) keeps the log's acknowledgement and its keys, the attribution
+-- and the foreign key, and drops what the copy no longer has (teams, gone)
+SELECT engineering._pagerduty_map_incidents(
+    (SELECT id FROM engineering.sources WHERE name = 'pd'), '{}',
+    $json$[{"id": "PU", "title": "Upsert", "status": "acknowledged", "urgency": "high",
+       "created_at": "2026-02-03T07:00:00Z", "last_status_change_at": "2026-02-03T07:20:00Z",
+       "acknowledgements": [{"at": "2026-02-03T07:20:00Z", "acknowledger": {"summary": "Grace"}}],
+       "teams": [{"summary": "Payments"}], "service": {"id": "PSVC", "summary": "Search"}}]$json$) AS first_copy;
+SELECT engineering._pagerduty_map_log_entries(
+    (SELECT id FROM engineering.sources WHERE name = 'pd'), 'PU',
+    '[{"type": "acknowledge_log_entry", "created_at": "2026-02-03T07:05:00Z", "agent": {"summary": "Ada"}}]', true)
+    AS log_read;
+INSERT INTO engineering.deployments (service, environment, commit_sha, started_at, finished_at, status, external_id)
+VALUES ('search', 'production', 'abc1234', '2026-02-03 06:00+00', '2026-02-03 06:10+00', 'success', 'upsert-dep');
+UPDATE engineering.incidents
+SET cause_deployment_id = (SELECT id FROM engineering.deployments WHERE external_id = 'upsert-dep'),
+    cause_inferred = false,
+    attributes = attributes || '{"postmortem": "PM-7", "pagerduty_gone": true}'
+WHERE external_id = 'PU';
+SELECT engineering._pagerduty_map_incidents(
+    (SELECT id FROM engineering.sources WHERE name = 'pd'), '{}',
+    $json$[{"id": "PU", "title": "Upsert", "status": "resolved", "urgency": "high",
+       "created_at": "2026-02-03T07:00:00Z", "resolved_at": "2026-02-03T08:00:00Z",
+       "acknowledgements": [], "teams": [], "service": {"id": "PSVC", "summary": "Search"}}]$json$) AS fresh_copy;
+SELECT status, acknowledged_at, resolved_at, cause_deployment_id IS NOT NULL AS attributed, cause_inferred,
+       attributes - 'pagerduty_id' AS attributes
+FROM engineering.incidents WHERE external_id = 'PU';
+-- the same copy again: nothing to rewrite
+SELECT engineering._pagerduty_map_incidents(
+    (SELECT id FROM engineering.sources WHERE name = 'pd'), '{}',
+    $json$[{"id": "PU", "title": "Upsert", "status": "resolved", "urgency": "high",
+       "created_at": "2026-02-03T07:00:00Z", "resolved_at": "2026-02-03T08:00:00Z",
+       "acknowledgements": [], "teams": [], "service": {"id": "PSVC", "summary": "Search"}}]$json$) AS unchanged;
+-- rows given out of order, an acknowledgement before the opening (clamped
+-- to it), an empty array
+SELECT engineering._upsert_incidents(ARRAY[
+    ROW(NULL, s.id, 'PW2', 'search', 'w2', NULL, 'open', '2026-02-04 10:00+00', '2026-02-04 09:00+00', NULL, NULL, false, '{}'),
+    ROW(NULL, s.id, 'PW1', 'search', 'w1', NULL, 'open', '2026-02-04 10:00+00', NULL, NULL, NULL, false, NULL)
+    ]::engineering.incidents[]) AS written,
+       engineering._upsert_incidents('{}') AS none
+FROM engineering.sources s WHERE s.name = 'pd';
+SELECT external_id, opened_at, acknowledged_at, attributes FROM engineering.incidents
+WHERE external_id IN ('PW1', 'PW2') ORDER BY external_id;
+DELETE FROM engineering.incidents WHERE external_id IN ('PU', 'PW1', 'PW2');
+DELETE FROM engineering.deployments WHERE external_id = 'upsert-dep';
+
+------------------------------------------------------------------------------
+-- Shapes of real responses
+------------------------------------------------------------------------------
+
+-- the API schema's acknowledged incident: acknowledged_by from its own
+-- acknowledgements[] (before any log is read); DevLake's recording: an
+-- acknowledged incident with acknowledgements (Keon), a triggered one whose
+-- last status change was made by a service (no acknowledger), microsecond
+-- times, a resolved one without resolved_at (last_status_change_at)
+SELECT engineering._pagerduty_map_incidents(
+    (SELECT id FROM engineering.sources WHERE name = 'pd'), '{}',
+    $json$[
+      {"id": "PT1A2B3", "type": "incident", "summary": "[#1234] The server is on fire.", "incident_number": 1234,
+       "created_at": "2015-10-06T21:30:42Z", "updated_at": "2015-10-06T21:40:23Z", "status": "acknowledged",
+       "title": "The server is on fire.", "incident_key": "baf7cf21b1da41b4b0221008339ff357",
+       "service": {"id": "PIJ90N7", "type": "service_reference", "summary": "My Mail Service"},
+       "assignments": [{"at": "2015-11-10T00:31:52Z", "assignee": {"id": "PXPGF42", "type": "user_reference", "summary": "Earline Greenholt"}}],
+       "last_status_change_at": "2015-10-06T21:38:23Z",
+       "last_status_change_by": {"id": "PXPGF42", "type": "user_reference", "summary": "Earline Greenholt"},
+       "acknowledgements": [{"at": "2015-11-10T00:32:52Z", "acknowledger": {"id": "PXPGF42", "type": "user_reference", "summary": "Earline Greenholt"}}],
+       "urgency": "high", "priority": {"id": "P53ZZH5", "type": "priority_reference", "summary": "P2"}},
+      {"id": "Q3CZAU7Q4008QD", "incident_number": 5, "title": "Checkout latency", "status": "acknowledged",
+       "created_at": "2022-11-03T06:44:28.000000Z", "last_status_change_at": "2022-11-03T06:44:37.000000Z",
+       "last_status_change_by": {"id": "PQYACO3", "type": "user_reference", "summary": "Keon Amini"},
+       "acknowledgements": [{"at": "2022-11-03T06:44:37.000000Z", "acknowledger": {"id": "PQYACO3", "type": "user_reference", "summary": "Keon Amini"}}],
+       "service": {"id": "PIKL83L", "type": "service_reference", "summary": "DevService"}, "urgency": "high", "priority": null},
+      {"id": "Q3YON8WNWTZMRQ", "incident_number": 6, "title": "Disk full", "status": "triggered",
+       "created_at": "2022-11-03T06:23:06.000000Z", "last_status_change_at": "2022-11-03T07:02:36.000000Z",
+       "last_status_change_by": {"id": "PIKL83L", "type": "service_reference", "summary": "DevService"},
+       "acknowledgements": [], "service": {"id": "PIKL83L", "type": "service_reference", "summary": "DevService"}, "urgency": "high"},
+      {"id": "Q1OHFWFP3GPXOG", "incident_number": 7, "title": "Queue stuck", "status": "resolved",
+       "created_at": "2022-11-03T06:45:36.000000Z", "last_status_change_at": "2022-11-03T06:51:44.000000Z",
+       "last_status_change_by": {"id": "PQYACO3", "type": "user_reference", "summary": "Keon Amini"},
+       "acknowledgements": [], "service": {"id": "PIKL83L", "type": "service_reference", "summary": "DevService"}, "urgency": "low"}
+    ]$json$) AS real_shapes;
+SELECT external_id, service, severity, status, opened_at, acknowledged_at, resolved_at,
+       attributes->>'acknowledged_by' AS acknowledged_by, attributes->>'priority' AS priority
+FROM engineering.incidents WHERE external_id IN ('PT1A2B3', 'Q3CZAU7Q4008QD', 'Q3YON8WNWTZMRQ', 'Q1OHFWFP3GPXOG')
+ORDER BY external_id;
+-- an acknowledged incident seen only through last_status_change_by (no
+-- acknowledgements listed): that user acknowledged it
+SELECT engineering._pagerduty_map_incidents(
+    (SELECT id FROM engineering.sources WHERE name = 'pd'), '{}',
+    $json$[{"id": "PLSCB", "title": "x", "status": "acknowledged", "created_at": "2026-02-05T10:00:00Z",
+       "last_status_change_at": "2026-02-05T10:03:00Z",
+       "last_status_change_by": {"id": "PU1", "type": "user_reference", "summary": "Grace"},
+       "service": {"id": "PSVC", "summary": "Search"}}]$json$) AS by_status_change;
+SELECT acknowledged_at, attributes->>'acknowledged_by' AS acknowledged_by FROM engineering.incidents WHERE external_id = 'PLSCB';
+-- the log later says Ada acknowledged it earlier: she wins, and a fresh
+-- copy of the incident (Grace still shown) does not take it back
+SELECT engineering._pagerduty_map_log_entries(
+    (SELECT id FROM engineering.sources WHERE name = 'pd'), 'PLSCB',
+    '[{"type": "acknowledge_log_entry", "created_at": "2026-02-05T10:01:00Z", "agent": {"summary": "Ada"}}]', true)
+    AS log_read;
+SELECT engineering._pagerduty_map_incidents(
+    (SELECT id FROM engineering.sources WHERE name = 'pd'), '{}',
+    $json$[{"id": "PLSCB", "title": "x", "status": "acknowledged", "created_at": "2026-02-05T10:00:00Z",
+       "last_status_change_at": "2026-02-05T10:03:00Z",
+       "last_status_change_by": {"id": "PU1", "type": "user_reference", "summary": "Grace"},
+       "service": {"id": "PSVC", "summary": "Search"}}]$json$) AS unchanged;
+SELECT acknowledged_at, attributes->>'acknowledged_by' AS acknowledged_by FROM engineering.incidents WHERE external_id = 'PLSCB';
+DELETE FROM engineering.incidents
+WHERE external_id IN ('PT1A2B3', 'Q3CZAU7Q4008QD', 'Q3YON8WNWTZMRQ', 'Q1OHFWFP3GPXOG', 'PLSCB');

@@ -113,6 +113,26 @@ SELECT engineering._prometheus_points(
     '{"status": "success", "data": {"resultType": "matrix", "result": [
       {"metric": {}, "values": [[1719748800, "1"], [1719748860.000, "2"], [1719749160, "3"]]}]}}',
     1719748860, 1719749100, 60);
+-- times with milliseconds (Prometheus' own documentation example, two
+-- series of "up" from 1435781430.781 every 15 s) are taken to the second:
+-- 1435781430 = 1 + 0, 1435781445 = 1 + 0, 1435781460 = 1 + 1; a time
+-- 0.5 s past the window's end is still its last instant, and one a whole
+-- second off the grid is refused
+SELECT engineering._prometheus_points(
+    '{"status": "success", "data": {"resultType": "matrix", "result": [
+      {"metric": {"__name__": "up", "job": "prometheus", "instance": "localhost:9090"},
+       "values": [[1435781430.781, "1"], [1435781445.781, "1"], [1435781460.781, "1"]]},
+      {"metric": {"__name__": "up", "job": "node", "instance": "localhost:9091"},
+       "values": [[1435781430.781, "0"], [1435781445.781, "0"], [1435781460.781, "1"]]}]}}',
+    1435781430, 1435781460, 15);
+SELECT engineering._prometheus_points(
+    '{"status": "success", "data": {"resultType": "matrix", "result": [
+      {"metric": {}, "values": [[1719748860.999, "2"], [1719749100.5, "4"]]}]}}',
+    1719748860, 1719749100, 60);
+SELECT engineering._prometheus_points(
+    '{"status": "success", "data": {"resultType": "matrix", "result": [
+      {"metric": {}, "values": [[1719748861.5, "2"]]}]}}',
+    1719748860, 1719749100, 60);
 -- no series, or series without samples: no points (no traffic)
 SELECT engineering._prometheus_points('{"status": "success", "data": {"resultType": "matrix", "result": []}}',
                                       1719748860, 1719749100, 60);
@@ -142,7 +162,6 @@ SELECT engineering._prometheus_points('{"status": "success", "data": {"resultTyp
 -- refused: a sample between two instants of the window (another step or
 -- alignment than the one asked for)
 SELECT engineering._prometheus_points('{"status": "success", "data": {"resultType": "matrix", "result": [{"values": [[1719748890, "1"]]}]}}', 1719748860, 1719749100, 60);
-SELECT engineering._prometheus_points('{"status": "success", "data": {"resultType": "matrix", "result": [{"values": [[1719748860.5, "1"]]}]}}', 1719748860, 1719749100, 60);
 
 ------------------------------------------------------------------------------
 -- Mapping a window of steps

@@ -80,11 +80,19 @@ WHERE o.classid = 'pg_proc'::regclass
   AND (p.prosecdef OR pg_temp.public_privs(p.proacl) = '' AND p.proacl IS NOT NULL)
 ORDER BY p.oid::regprocedure::text COLLATE "C";
 
--- the rule behind the list above: nothing runs as its owner for PUBLIC
-SELECT count(*) AS definer_functions_public
+-- the rule behind the list above: nothing runs as its owner for PUBLIC,
+-- but the functions that take a token, which must refuse a caller
+-- themselves (an executor's refusal logs the statement, token included),
+-- and do so first, before anything else, with errors logged without their
+-- statement
+SELECT p.oid::regprocedure AS definer_function_public,
+       p.prosrc ~ '^\s*(DECLARE[^$]*)?BEGIN\s+PERFORM engineering\._hide_statement\(''\w+''\);\s+PERFORM engineering\._require_admin\('
+           AS checks_admin_first,
+       'log_min_error_statement=panic' = ANY (p.proconfig) AS errors_log_no_statement
 FROM ext_objects o JOIN pg_proc p ON p.oid = o.objid
 WHERE o.classid = 'pg_proc'::regclass AND p.prosecdef
-  AND (p.proacl IS NULL OR pg_temp.public_privs(p.proacl) <> '');
+  AND (p.proacl IS NULL OR pg_temp.public_privs(p.proacl) <> '')
+ORDER BY 1::text COLLATE "C";
 -- and a definer function fixes its search_path (no hijacking by a caller's schema)
 SELECT p.oid::regprocedure AS definer_without_search_path
 FROM ext_objects o JOIN pg_proc p ON p.oid = o.objid
@@ -154,6 +162,14 @@ INSERT INTO engineering.deployments (service, status, finished_at, external_id)
 VALUES ('api', 'success', '2024-05-01 10:00+00', 'manual-1');
 INSERT INTO engineering.sync_runs (source_id, source, status, error)
 SELECT id, name, 'error', 'HTTP 401: Bad credentials' FROM engineering.sources WHERE name = 'fixture';
+-- a survey: storefront answered by 5, payments by 3 (suppressed, and with
+-- only two groups storefront too: the total minus storefront is payments)
+INSERT INTO engineering.surveys (name, opened_at) VALUES ('pulse', '2024-05-01');
+INSERT INTO engineering.survey_questions (survey, question, kind) VALUES ('pulse', 'satisfaction', 'likert5');
+INSERT INTO engineering.survey_responses (survey, question, respondent, team, score)
+SELECT 'pulse', 'satisfaction', 'r' || k, CASE WHEN k <= 5 THEN 'storefront' ELSE 'payments' END, 1 + k % 5
+FROM generate_series(1, 8) k;
+INSERT INTO engineering.people (name, team) VALUES ('Ada', 'storefront');
 
 -- a role outside the groups cannot even reach the schema
 SET SESSION AUTHORIZATION regress_em_nobody;
@@ -194,6 +210,18 @@ SELECT regress.error_of($$SELECT engineering._evaluate_slo_alerts()$$) AS evalua
 SELECT regress.error_of($$INSERT INTO engineering.slos (name, service, objective) VALUES ('x', 'x', 0.9)$$) AS define_slo;
 SELECT regress.error_of($$TRUNCATE engineering.deployments$$) AS truncate;
 SELECT regress.error_of($$CREATE TABLE engineering.mine (x int)$$) AS create_in_schema;
+-- survey results, never raw responses; a suppressed group shows no figure
+SELECT group_value, respondents, round(mean::numeric, 2) AS mean, suppressed
+FROM engineering.survey_results('pulse', 'team');
+SELECT regress.error_of($$SELECT engineering.survey_results('pulse', 'team', 2)$$) AS results_of_two;
+SELECT regress.error_of($$SELECT * FROM engineering.survey_responses$$) AS read_responses;
+SELECT regress.error_of($$SELECT count(*) FROM engineering.survey_responses WHERE team = 'payments'$$) AS count_responses;
+SELECT regress.error_of($$INSERT INTO engineering.survey_responses (survey, question, respondent, score) VALUES ('pulse', 'satisfaction', 'rx', 3)$$) AS add_response;
+SELECT count(*) AS people, (SELECT count(*) FROM engineering.onboarding) AS onboarding,
+       (SELECT count(*) FROM engineering.survey_questions) AS questions FROM engineering.people;
+SELECT count(*) > 0 AS platform_report FROM engineering.platform_report('2024-04-01', '2024-06-01');
+SELECT regress.error_of($$INSERT INTO engineering.people (name) VALUES ('me')$$) AS add_person;
+SELECT regress.error_of($$UPDATE engineering.people_settings SET bot_pattern = 'x'$$) AS change_bot_pattern;
 RESET SESSION AUTHORIZATION;
 
 -- engineering_writer
@@ -216,6 +244,8 @@ SELECT regress.error_of($$TRUNCATE engineering.deployments$$) AS truncate;
 SELECT regress.error_of($$SELECT engineering.link_changes()$$) AS link_changes;
 SELECT regress.error_of($$SELECT engineering.attribute_incidents()$$) AS attribute_incidents;
 SELECT regress.error_of($$UPDATE engineering.dora_settings SET production_environment = 'production'$$) AS change_dora_settings;
+SELECT regress.error_of($$SELECT * FROM engineering.survey_responses$$) AS read_responses;
+SELECT regress.error_of($$INSERT INTO engineering.people (name) VALUES ('me')$$) AS add_person;
 RESET SESSION AUTHORIZATION;
 SELECT external_id, status, finished_at FROM engineering.deployments ORDER BY external_id COLLATE "C";
 SELECT good, total FROM engineering.slo_measurements;
@@ -245,6 +275,10 @@ SELECT regress.error_of($$SELECT engineering._sync_source(1)$$) AS sync_internal
 SELECT regress.error_of($$SELECT engineering._store_token(1, 'x')$$) AS store_token;
 SELECT regress.error_of($$SELECT engineering._evaluate_slo_alerts()$$) AS evaluate_alerts;
 SELECT regress.error_of($$SELECT engineering.remove_source('admins')$$) AS remove_source;
+SELECT regress.error_of($$SELECT count(*) FROM engineering.survey_responses$$) AS read_responses;
+SELECT regress.error_of($$INSERT INTO engineering.survey_responses (survey, question, respondent, team, score) VALUES ('pulse', 'satisfaction', 'r9', 'payments', 4)$$) AS add_response;
+SELECT regress.error_of($$INSERT INTO engineering.person_aliases (person_id, kind, alias) SELECT id, 'github', 'ada' FROM engineering.people$$) AS add_alias;
+SELECT regress.error_of($$UPDATE engineering.platform_thresholds SET good = 0.9 WHERE measure = 'favorable_rate'$$) AS change_thresholds;
 -- an admin cannot read a stored token by moving its source to a server of
 -- theirs: another scheme, host or port forgets the token (a new path on
 -- the same origin keeps it)

@@ -93,7 +93,7 @@ RESET ROLE;
 -- Only roles that may read server files may make a source send one (or a
 -- server environment variable) as its token, however the row is written.
 GRANT ALL ON SCHEMA engineering TO em_sync_reader;
-GRANT EXECUTE ON FUNCTION engineering.add_source(text, text, text, jsonb, text, interval) TO em_sync_reader;
+GRANT engineering_admin TO em_sync_reader;
 GRANT UPDATE ON engineering.sources TO em_sync_reader;
 SET SESSION AUTHORIZATION em_sync_reader;
 SELECT engineering.add_source('tf', 'github', NULL, '{"repository": "a/b", "token_file": "/etc/passwd"}');
@@ -105,7 +105,7 @@ SELECT engineering.add_source('tf', 'github', NULL, '{"repository": "a/b", "toke
 SELECT config->>'token_file' FROM engineering.sources WHERE name = 'tf';
 REVOKE ALL ON SCHEMA engineering FROM em_sync_reader;
 REVOKE ALL ON engineering.sources, engineering.sync_runs FROM em_sync_reader;
-REVOKE EXECUTE ON FUNCTION engineering.add_source(text, text, text, jsonb, text, interval) FROM em_sync_reader;
+REVOKE engineering_admin FROM em_sync_reader;
 
 --
 -- alter_source

@@ -18,7 +18,10 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include "fmgr.h"
 #include "lib/stringinfo.h"
+#include "utils/backend_status.h"
+#include "utils/builtins.h"
 
 #include "http_headers.h"
 #include "sync.h"
@@ -189,4 +192,28 @@ em_wipe(char *s)
 {
 	if (s != NULL)
 		explicit_bzero(s, strlen(s));
+}
+
+/*
+ * em_hide_statement
+ *
+ * SQL: engineering._hide_statement(what text).  Replaces the calling
+ * statement's text in pg_stat_activity (and in the postmaster's report of a
+ * crashed backend) by a note naming the function: a call of add_source or
+ * set_source_token carries a token in its text, which would otherwise stay
+ * visible there while the session is idle, whether the call succeeded or
+ * failed.  The server log is kept clean by the functions' own
+ * log_min_error_statement setting.
+ */
+PG_FUNCTION_INFO_V1(em_hide_statement);
+
+Datum
+em_hide_statement(PG_FUNCTION_ARGS)
+{
+	char	   *what = text_to_cstring(PG_GETARG_TEXT_PP(0));
+
+	pgstat_report_activity(STATE_RUNNING,
+						   psprintf("-- engineering.%s(...): statement text hidden, it carries a token",
+									what));
+	PG_RETURN_VOID();
 }

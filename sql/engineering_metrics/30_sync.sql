@@ -214,7 +214,10 @@ BEGIN
         END IF;
     END IF;
     IF url !~* '^https?://[^/?#@\s\\]+(/[^?#\s]*)?$' THEN
-        RAISE EXCEPTION 'invalid base_url "%"', url
+        -- credentials and queries are what make a URL invalid, and may be
+        -- secrets: the message masks them
+        RAISE EXCEPTION 'invalid base_url "%"',
+            regexp_replace(regexp_replace(url, '^([^/]*//)[^/?#]*@', '\1***@'), '[?#].*$', '?***')
             USING ERRCODE = 'invalid_parameter_value',
                   HINT = 'Use an http:// or https:// URL without credentials, query or fragment; put credentials in the token.';
     END IF;
@@ -337,10 +340,47 @@ CREATE TRIGGER sources_wake
 -- Public API
 ------------------------------------------------------------------------------
 
+-- A call that carries a token must not leave it behind: each function
+-- that takes one hides its own statement text from pg_stat_activity first,
+-- checks the caller's role itself (a privilege refused by the executor
+-- would be reported, and logged with its statement, before the function
+-- runs), and sets log_min_error_statement = panic, so that its errors are
+-- logged without the STATEMENT line.  README "Tokens" says what no function
+-- can prevent.
+
+CREATE FUNCTION engineering._hide_statement(what text)
+RETURNS void
+LANGUAGE C VOLATILE STRICT PARALLEL UNSAFE
+AS 'MODULE_PATHNAME', 'em_hide_statement';
+REVOKE EXECUTE ON FUNCTION engineering._hide_statement(text) FROM PUBLIC;
+COMMENT ON FUNCTION engineering._hide_statement(text) IS
+    'internal: replaces the running statement''s text in pg_stat_activity by a note naming the function what (the statement carries a token)';
+
+CREATE FUNCTION engineering._require_admin(what text)
+RETURNS void
+LANGUAGE plpgsql STABLE PARALLEL SAFE
+SET search_path = pg_catalog, engineering, pg_temp
+AS $$
+BEGIN
+    -- Called from SECURITY DEFINER functions, where current_user is the
+    -- owner: the caller is the session's role (SET ROLE), else its user.
+    IF NOT pg_has_role(CASE WHEN current_setting('role') = 'none' THEN session_user
+                            ELSE current_setting('role') END,
+                       'engineering_admin', 'USAGE') THEN
+        RAISE EXCEPTION 'permission denied for function %', what
+            USING ERRCODE = 'insufficient_privilege',
+                  HINT = 'Managing sources and tokens needs engineering_admin.';
+    END IF;
+END;
+$$;
+COMMENT ON FUNCTION engineering._require_admin(text) IS
+    'internal: raises permission denied for function what unless the session''s role (SET ROLE, else the session user) has engineering_admin''s privileges';
+
 CREATE FUNCTION engineering._store_token(source_id integer, token text)
 RETURNS void
 LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE SECURITY DEFINER
 SET search_path = pg_catalog, engineering, pg_temp
+SET log_min_error_statement = panic
 AS $$
 DECLARE
     clean text := btrim(token, E' \t\r\n');
@@ -371,10 +411,13 @@ CREATE FUNCTION engineering.add_source(name text, kind text, base_url text, conf
 RETURNS integer
 LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE SECURITY DEFINER
 SET search_path = pg_catalog, engineering, pg_temp
+SET log_min_error_statement = panic
 AS $$
 DECLARE
     new_id integer;
 BEGIN
+    PERFORM engineering._hide_statement('add_source');
+    PERFORM engineering._require_admin('add_source');
     IF add_source.name IS NULL OR add_source.kind IS NULL THEN
         RAISE EXCEPTION 'a source needs a name and a kind' USING ERRCODE = 'null_value_not_allowed';
     END IF;
@@ -402,10 +445,13 @@ CREATE FUNCTION engineering.set_source_token(name text, token text)
 RETURNS void
 LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE SECURITY DEFINER
 SET search_path = pg_catalog, engineering, pg_temp
+SET log_min_error_statement = panic
 AS $$
 DECLARE
     sid integer;
 BEGIN
+    PERFORM engineering._hide_statement('set_source_token');
+    PERFORM engineering._require_admin('set_source_token');
     SELECT s.id INTO sid FROM engineering.sources s WHERE s.name = set_source_token.name;
     IF NOT FOUND THEN
         RAISE EXCEPTION 'source "%" does not exist', set_source_token.name USING ERRCODE = 'undefined_object';
@@ -422,6 +468,8 @@ CREATE FUNCTION engineering.alter_source(name text, base_url text DEFAULT NULL, 
 RETURNS void
 LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE SECURITY DEFINER
 SET search_path = pg_catalog, engineering, pg_temp
+-- a base_url it refuses may carry credentials
+SET log_min_error_statement = panic
 AS $$
 DECLARE
     s engineering.sources;

@@ -1,6 +1,6 @@
 -- engineering_metrics: the one rule by which every connector writes a
--- synced pipeline run, deployment or pull request (and a pull request's
--- first commit).
+-- synced pipeline run, deployment, pull request (and a pull request's
+-- first commit) or incident.
 --
 -- A connector maps its vendor's JSON to rows of the event table and hands
 -- them over here.  Keeping the upsert in one place keeps the rule the same
@@ -12,7 +12,8 @@
 -- made stale by a fresh copy (Jenkins' mark of a build it lost); and rows
 -- are written in external_id order, so that two sessions syncing the same
 -- source lock rows in the same order and never deadlock.  Columns other
--- steps own (id, first_commit_at) are never taken from the rows given.
+-- steps own (id, first_commit_at, cause_deployment_id, cause_inferred) are
+-- never taken from the rows given.
 
 CREATE FUNCTION engineering._upsert_pipeline_runs(runs engineering.pipeline_runs[],
                                                   cleared_keys text[] DEFAULT '{}')
@@ -116,3 +117,51 @@ SELECT count(*) FROM up;
 $$;
 COMMENT ON FUNCTION engineering._record_first_commit(integer, text, timestamptz) IS
     'moves a synced pull request''s first_commit_at back to earliest (a page of its commits may hold an earlier one; NULL changes nothing) and marks its commits fetched; returns the rows changed';
+
+CREATE FUNCTION engineering._upsert_incidents(incidents engineering.incidents[],
+                                              cleared_keys text[] DEFAULT '{}')
+RETURNS bigint
+LANGUAGE sql VOLATILE PARALLEL UNSAFE
+SET search_path = pg_catalog, engineering, pg_temp
+AS $$
+-- An incident's first acknowledgement only ever moves earlier: a vendor
+-- shows current acknowledgements only (PagerDuty drops them on resolve), and
+-- a better source (a log read later, a hand-set value) may already have
+-- stored an earlier one.  acknowledged_by belongs to the acknowledgement
+-- kept, so the stored one survives unless the given row's is earlier.
+WITH up AS (
+    INSERT INTO engineering.incidents AS p
+        (source_id, external_id, service, title, severity, status, opened_at, acknowledged_at,
+         resolved_at, attributes)
+    SELECT r.source_id, r.external_id, r.service, r.title, r.severity, r.status, r.opened_at,
+           CASE WHEN r.acknowledged_at IS NOT NULL THEN greatest(r.acknowledged_at, r.opened_at) END,
+           r.resolved_at, coalesce(r.attributes, '{}')
+    FROM unnest(incidents) r
+    ORDER BY r.external_id
+    ON CONFLICT (source_id, external_id) DO UPDATE SET
+        service = EXCLUDED.service, title = EXCLUDED.title, severity = EXCLUDED.severity,
+        status = EXCLUDED.status, opened_at = EXCLUDED.opened_at,
+        acknowledged_at = CASE WHEN least(p.acknowledged_at, EXCLUDED.acknowledged_at) IS NOT NULL
+                               THEN greatest(least(p.acknowledged_at, EXCLUDED.acknowledged_at),
+                                             EXCLUDED.opened_at) END,
+        resolved_at = EXCLUDED.resolved_at,
+        attributes = p.attributes - cleared_keys
+            || CASE WHEN p.attributes ? 'acknowledged_by'
+                         AND p.acknowledged_at <= coalesce(EXCLUDED.acknowledged_at, 'infinity')
+                    THEN EXCLUDED.attributes - 'acknowledged_by' ELSE EXCLUDED.attributes END
+    WHERE (p.service, p.title, p.severity, p.status, p.opened_at, p.acknowledged_at, p.resolved_at,
+           p.attributes)
+          IS DISTINCT FROM
+          (EXCLUDED.service, EXCLUDED.title, EXCLUDED.severity, EXCLUDED.status, EXCLUDED.opened_at,
+           CASE WHEN least(p.acknowledged_at, EXCLUDED.acknowledged_at) IS NOT NULL
+                THEN greatest(least(p.acknowledged_at, EXCLUDED.acknowledged_at), EXCLUDED.opened_at) END,
+           EXCLUDED.resolved_at,
+           p.attributes - cleared_keys
+               || CASE WHEN p.attributes ? 'acknowledged_by'
+                            AND p.acknowledged_at <= coalesce(EXCLUDED.acknowledged_at, 'infinity')
+                       THEN EXCLUDED.attributes - 'acknowledged_by' ELSE EXCLUDED.attributes END)
+    RETURNING 1)
+SELECT count(*) FROM up;
+$$;
+COMMENT ON FUNCTION engineering._upsert_incidents(engineering.incidents[], text[]) IS
+    'writes synced incidents keyed by (source_id, external_id), rewriting a row only when it changed (attributes merge, less cleared_keys, which a fresh copy makes stale; acknowledged_at only moves earlier, never before opened_at, and acknowledged_by follows it; cause_deployment_id and cause_inferred are kept); returns the rows changed';

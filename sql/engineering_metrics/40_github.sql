@@ -7,6 +7,8 @@
 --                        windows kept under the 1,000-result cap of filtered lists
 --   run, run_attempt     GET .../actions/runs/{id}[/attempts/{n}]: runs not final yet, and
 --                        earlier attempts of re-run workflows (one row per attempt)
+--   run_jobs             GET .../actions/runs/{id}[/attempts/{n}]/jobs: once per completed
+--                        attempt, its end (the latest job's completed_at)
 --   deployments          GET .../deployments: new deployments, newest first, down to the
 --                        watermark; each one's statuses are fetched next
 --   deployment_statuses  GET .../deployments/{id}/statuses: deployments
@@ -135,8 +137,12 @@ BEGIN
                    r->>'path' AS path, r->>'head_branch' AS branch,
                    engineering._github_sha(r->>'head_sha') AS commit_sha, r->>'event' AS event,
                    t.st AS status, q1.q AS queued_at, s1.s AS started_at,
+                   -- a run object has no end: its jobs' latest completed_at
+                   -- (read once the run is final, kept in attributes) is it;
+                   -- until then updated_at, which GitHub also moves long after
+                   -- a run (artifacts, logs, a re-run of another attempt)
                    CASE WHEN t.st IN ('success', 'failure', 'cancelled', 'skipped')
-                        THEN greatest(coalesce(t.u, s1.s, q1.q), s1.s, q1.q) END AS finished_at,
+                        THEN greatest(coalesce(j.completed, t.u, s1.s, q1.q), s1.s, q1.q) END AS finished_at,
                    r->>'html_url' AS url,
                    jsonb_strip_nulls(jsonb_build_object(
                        'run_id', r->'id', 'workflow_id', r->'workflow_id', 'workflow_path', r->'path',
@@ -153,8 +159,20 @@ BEGIN
                                  engineering._ts(r->'created_at') AS created,
                                  engineering._ts(r->'run_started_at') AS rs,
                                  engineering._ts(r->'updated_at') AS u) t,
+                 -- what the run's jobs said, when they were read
+                 LATERAL (SELECT engineering._ts(p.jobs->'jobs_started_at') AS started,
+                                 engineering._ts(p.jobs->'jobs_completed_at') AS completed
+                          FROM (SELECT (SELECT p.attributes FROM engineering.pipeline_runs p
+                                        WHERE p.source_id = src_id
+                                          AND p.external_id = (r->>'id') || '/' || a.attempt) AS jobs) p) j,
+                 -- created_at is the first attempt's: a re-run attempt's
+                 -- queue time is not in the payload
                  LATERAL (SELECT CASE WHEN a.attempt = 1 THEN t.created END AS q) q1,
-                 LATERAL (SELECT CASE WHEN t.rs IS NOT NULL THEN greatest(t.rs, q1.q)
+                 -- runs recorded before 2021 have no run_started_at: their
+                 -- jobs' earliest start, else none (created_at is when the
+                 -- run was queued, and a start there would hide the wait)
+                 LATERAL (SELECT CASE WHEN coalesce(t.rs, j.started) IS NOT NULL
+                                      THEN greatest(coalesce(t.rs, j.started), q1.q)
                                       WHEN a.attempt > 1 THEN t.created END AS s) s1
             WHERE jsonb_typeof(r) = 'object' AND r->>'id' ~ '^\d{1,18}$'
         ) x
@@ -463,6 +481,7 @@ BEGIN
                                       coalesce(src.config->>'default_branch', src.cursor->>'default_branch'),
                                       runs);
     PERFORM engineering._github_enqueue_attempts(src, runs);
+    PERFORM engineering._github_enqueue_jobs(src, runs);
 
     next_url := engineering._link_next(headers->>'link');
     IF next_url IS NOT NULL THEN
@@ -496,6 +515,72 @@ BEGIN ATOMIC
 END;
 COMMENT ON FUNCTION engineering._github_enqueue_attempts(engineering.sources, jsonb) IS
     'queues the earlier attempts of re-run workflow runs that are not stored as final yet';
+
+CREATE FUNCTION engineering._github_enqueue_jobs(src engineering.sources, runs jsonb)
+RETURNS void
+LANGUAGE sql VOLATILE PARALLEL UNSAFE
+BEGIN ATOMIC
+    INSERT INTO engineering.sync_tasks (source_id, stream, url, payload)
+    SELECT src.id, 'run_jobs',
+           '/repos/' || (src.config->>'repository') || '/actions/runs/' || (r->>'id')
+               || CASE WHEN r->>'run_attempt' ~ '^\d{1,4}$' THEN '/attempts/' || (r->>'run_attempt') ELSE '' END
+               || '/jobs?per_page=100',
+           jsonb_build_object('run', p.external_id, 'missing_ok', true)
+    FROM jsonb_array_elements(runs) r
+    JOIN engineering.pipeline_runs p
+      ON p.source_id = src.id
+     AND p.external_id = (r->>'id') || '/' || CASE WHEN r->>'run_attempt' ~ '^\d{1,4}$'
+                                                  THEN greatest((r->>'run_attempt')::integer, 1) ELSE 1 END
+    WHERE jsonb_typeof(r) = 'object' AND r->>'id' ~ '^\d{1,18}$' AND r->>'status' = 'completed'
+      AND p.status NOT IN ('queued', 'running') AND NOT p.attributes ? 'jobs_read'
+      AND NOT EXISTS (SELECT 1 FROM engineering.sync_tasks t
+                      WHERE t.source_id = src.id AND t.stream = 'run_jobs' AND t.payload->>'run' = p.external_id)
+    ORDER BY p.external_id;
+END;
+COMMENT ON FUNCTION engineering._github_enqueue_jobs(engineering.sources, jsonb) IS
+    'queues the jobs of those completed runs (the attempt listed) whose jobs were not read yet: once per attempt';
+
+CREATE FUNCTION engineering._github_map_jobs(src_id integer, run_external_id text, jobs jsonb, earlier jsonb,
+                                             complete boolean)
+RETURNS jsonb
+LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE
+SET search_path = pg_catalog, engineering, pg_temp
+AS $$
+DECLARE
+    first_start timestamptz;
+    last_end timestamptz;
+BEGIN
+    IF jsonb_typeof(jobs) IS DISTINCT FROM 'array' THEN
+        RAISE EXCEPTION 'expected a JSON array of workflow jobs, got %', coalesce(jsonb_typeof(jobs), 'nothing')
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    -- a job that never ran (skipped, cancelled while queued) has no
+    -- completed_at, or one equal to its started_at: it still counts, as
+    -- GitHub's own run duration does
+    SELECT least(min(engineering._ts(j->'started_at')), engineering._ts(earlier->'started')),
+           greatest(max(engineering._ts(j->'completed_at')), engineering._ts(earlier->'completed'))
+    INTO first_start, last_end
+    FROM jsonb_array_elements(jobs) j
+    WHERE jsonb_typeof(j) = 'object';
+    IF NOT complete THEN
+        RETURN jsonb_strip_nulls(jsonb_build_object('started', engineering._iso8601(first_start),
+                                                    'completed', engineering._iso8601(last_end)));
+    END IF;
+    UPDATE engineering.pipeline_runs p SET
+        started_at = coalesce(p.started_at, greatest(first_start, p.queued_at)),
+        finished_at = CASE WHEN p.status IN ('success', 'failure', 'cancelled', 'skipped')
+                           THEN greatest(coalesce(last_end, p.finished_at),
+                                         coalesce(p.started_at, greatest(first_start, p.queued_at)), p.queued_at)
+                           ELSE p.finished_at END,
+        attributes = p.attributes || jsonb_strip_nulls(jsonb_build_object(
+            'jobs_read', true, 'jobs_started_at', engineering._iso8601(first_start),
+            'jobs_completed_at', engineering._iso8601(last_end)))
+    WHERE p.source_id = src_id AND p.external_id = run_external_id;
+    RETURN '{}';
+END;
+$$;
+COMMENT ON FUNCTION engineering._github_map_jobs(integer, text, jsonb, jsonb, boolean) IS
+    'a page of a run attempt''s jobs: with complete, the latest completed_at becomes the run''s finished_at and, for runs without run_started_at, the earliest started_at its start (both kept in attributes); else returns the times so far for the next page';
 
 CREATE FUNCTION engineering._github_ingest_listing(src engineering.sources, task engineering.sync_tasks,
                                                    headers jsonb, body jsonb)
@@ -578,6 +663,11 @@ DECLARE
     n bigint;
     next_url text;
 BEGIN
+    IF body IS NULL AND task.stream = 'run_jobs' THEN
+        -- the jobs are gone (old runs lose them): the run keeps updated_at
+        PERFORM engineering._github_map_jobs(src.id, task.payload->>'run', '[]', task.payload->'so_far', true);
+        RETURN 0;
+    END IF;
     IF body IS NULL THEN
         RETURN 0;       -- 404/410 of a missing_ok task: the object is gone
     END IF;
@@ -598,7 +688,21 @@ BEGIN
         IF task.stream = 'run' THEN
             PERFORM engineering._github_enqueue_attempts(src, jsonb_build_array(body));
         END IF;
+        PERFORM engineering._github_enqueue_jobs(src, jsonb_build_array(body));
         RETURN n;
+    WHEN 'run_jobs' THEN
+        IF jsonb_typeof(body->'jobs') IS DISTINCT FROM 'array' THEN
+            RAISE EXCEPTION 'unexpected GitHub response: no jobs array' USING ERRCODE = 'invalid_parameter_value';
+        END IF;
+        next_url := engineering._link_next(headers->>'link');
+        IF next_url IS NOT NULL THEN
+            PERFORM engineering._enqueue(src.id, task.stream, next_url,
+                task.payload || jsonb_build_object('so_far', engineering._github_map_jobs(
+                    src.id, task.payload->>'run', body->'jobs', task.payload->'so_far', false)));
+            RETURN 0;
+        END IF;
+        PERFORM engineering._github_map_jobs(src.id, task.payload->>'run', body->'jobs', task.payload->'so_far', true);
+        RETURN 1;
     WHEN 'deployments', 'pulls' THEN
         RETURN engineering._github_ingest_listing(src, task, headers, body);
     WHEN 'deployment_statuses' THEN

@@ -150,8 +150,11 @@ BEGIN
                             config->>'project') AS pipeline,
                    p->>'ref' AS branch, engineering._gitlab_sha(p->>'sha') AS commit_sha,
                    p->>'source' AS event, st.status, t.queued, t.started,
+                   -- GitLab's duration is the union of the jobs' running
+                   -- times: a job retried (or a manual job run) hours later
+                   -- moves finished_at, not the duration
                    CASE WHEN st.status IN ('success', 'failure', 'cancelled', 'skipped')
-                        THEN greatest(coalesce(t.finished, t.started + make_interval(secs => t.duration),
+                        THEN greatest(coalesce(t.started + make_interval(secs => t.duration), t.finished,
                                                t.updated, t.started, t.queued),
                                       t.started, t.queued) END AS finished,
                    p->>'web_url' AS url,
@@ -159,7 +162,7 @@ BEGIN
                        'pipeline_id', p->'id', 'iid', p->'iid', 'gitlab_status', p->'status',
                        'duration', p->'duration', 'queued_duration', p->'queued_duration',
                        'before_sha', p->'before_sha', 'tag', p->'tag', 'user', p->'user'->'username',
-                       'updated_at', p->'updated_at',
+                       'updated_at', p->'updated_at', 'finished_at', p->'finished_at',
                        'detailed_status', p->'detailed_status'->'group')) AS attributes
             FROM jsonb_array_elements(pipelines) WITH ORDINALITY AS e(p, o),
                  LATERAL (SELECT engineering._ts(p->'created_at') AS created,
@@ -209,9 +212,11 @@ BEGIN
                    coalesce(nullif(btrim(d->'environment'->>'name'), ''), 'production') AS environment,
                    engineering._gitlab_sha(d->>'sha') AS commit_sha, st.status, t.started,
                    -- the deployment job's end is the deploy time; a deployment
-                   -- updated by the API without a job ends at its last update
+                   -- updated by the API without a job ends at its last update,
+                   -- and one created final by the API (no job, no update) when
+                   -- it was created
                    CASE WHEN st.status <> 'running'
-                        THEN greatest(coalesce(t.job_finished, t.updated), t.started) END AS finished,
+                        THEN greatest(coalesce(t.job_finished, t.updated, t.created), t.started) END AS finished,
                    coalesce(d->'deployable'->>'web_url', d->'deployable'->'pipeline'->>'web_url') AS url,
                    jsonb_strip_nulls(jsonb_build_object(
                        'deployment_id', d->'id', 'iid', d->'iid', 'ref', d->'ref', 'gitlab_status', d->'status',
@@ -223,10 +228,11 @@ BEGIN
                  LATERAL (SELECT coalesce(engineering._ts(d->'deployable'->'started_at'),
                                           engineering._ts(d->'created_at')) AS started,
                                  engineering._ts(d->'deployable'->'finished_at') AS job_finished,
-                                 engineering._ts(d->'updated_at') AS updated) t,
+                                 engineering._ts(d->'updated_at') AS updated,
+                                 engineering._ts(d->'created_at') AS created) t,
                  LATERAL (SELECT engineering._gitlab_deployment_status(d->>'status') AS status) st
             WHERE jsonb_typeof(d) = 'object' AND d->>'id' ~ '^[0-9]{1,18}$'
-              AND (st.status = 'running' OR coalesce(t.job_finished, t.updated) IS NOT NULL)
+              AND (st.status = 'running' OR coalesce(t.job_finished, t.updated, t.created) IS NOT NULL)
         ) x
         ORDER BY external_id, o)
     SELECT count(*), array_agg(u.id ORDER BY u.id) FILTER (WHERE u.status = 'success' AND NOT u.compare_decided)

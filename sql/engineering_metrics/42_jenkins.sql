@@ -105,7 +105,7 @@ RETURNS text
 LANGUAGE sql IMMUTABLE PARALLEL SAFE
 RETURN 'number,url,timestamp,duration,building,result,queueId,'
     || 'actions[_class,lastBuiltRevision[SHA1,branch[name]],remoteUrls,causes[_class,shortDescription,userId],'
-    || 'parameters[name,value],queuingDurationMillis]';
+    || 'parameters[name,value],queuingDurationMillis],changeSets[items[commitId]]';
 COMMENT ON FUNCTION engineering._jenkins_build_tree() IS
     'the properties of a build the connector asks Jenkins for (tree parameter)';
 
@@ -143,6 +143,7 @@ CREATE FUNCTION engineering._jenkins_event(causes jsonb)
 RETURNS text
 LANGUAGE sql IMMUTABLE PARALLEL SAFE
 RETURN (SELECT CASE
+            WHEN c IS NULL THEN NULL
             WHEN c ~ 'UserIdCause|UserCause' THEN 'manual'
             WHEN c ~ 'TimerTrigger' THEN 'schedule'
             WHEN c ~ 'UpstreamCause' THEN 'upstream'
@@ -153,12 +154,26 @@ RETURN (SELECT CASE
             WHEN c ~ 'PullRequest|Ghprb|MergeRequest' THEN 'pull_request'
             WHEN c ~ 'SCMTrigger|BranchEventCause|PushCause|WebHookCause' THEN 'push'
             ELSE nullif(lower(regexp_replace(c, '^.*[.$]', '')), '') END
-        FROM (SELECT x->>'_class' AS c FROM jsonb_array_elements(
-                  CASE WHEN jsonb_typeof(causes) = 'array' THEN causes ELSE '[]' END) WITH ORDINALITY AS e(x, o)
-              WHERE jsonb_typeof(x) = 'object' AND x ? '_class'
+        -- Without a tree parameter (and in some plugins' output) causes
+        -- have no _class: what they hold tells the kind
+        FROM (SELECT coalesce(x->>'_class', CASE
+                         WHEN x ? 'userId' OR x ? 'userName' OR sd ~* '^started by user' THEN 'UserIdCause'
+                         WHEN x ? 'upstreamProject' OR sd ~* '^started by upstream' THEN 'UpstreamCause'
+                         WHEN x ? 'addr' OR sd ~* '^started by remote' THEN 'RemoteCause'
+                         WHEN sd ~* '^started by timer' THEN 'TimerTrigger'
+                         WHEN sd ~* '^started by an SCM change|^started by GitHub push|^push event' THEN 'SCMTrigger'
+                         WHEN sd ~* '^branch indexing' THEN 'BranchIndexingCause'
+                         WHEN sd ~* '^branch event' THEN 'BranchEventCause'
+                         WHEN sd ~* '^replayed' THEN 'ReplayCause'
+                         END) AS c
+              FROM jsonb_array_elements(
+                  CASE WHEN jsonb_typeof(causes) = 'array' THEN causes ELSE '[]' END) WITH ORDINALITY AS e(x, o),
+                   LATERAL (SELECT CASE WHEN jsonb_typeof(x->'shortDescription') = 'string'
+                                        THEN x->>'shortDescription' END AS sd) d
+              WHERE jsonb_typeof(x) = 'object'
               ORDER BY o LIMIT 1) first_cause);
 COMMENT ON FUNCTION engineering._jenkins_event(jsonb) IS
-    'pipeline_runs.event from the first cause of a build: manual, schedule, push, upstream, api, pull_request, replay, ... (else the cause''s class name)';
+    'pipeline_runs.event from the first cause of a build: manual, schedule, push, upstream, api, pull_request, replay, ... (else the cause''s class name); a cause without _class by its fields or shortDescription';
 
 CREATE FUNCTION engineering._jenkins_unescape(name text)
 RETURNS text
@@ -202,7 +217,9 @@ BEGIN
             SELECT path || '#' || (b->>'number') AS external_id, o, b, st.status, t.started, t.queued,
                    CASE WHEN st.status <> 'running'
                         THEN t.started + make_interval(secs => t.duration_ms / 1000.0) END AS finished,
-                   CASE WHEN lower(rev.sha) ~ '^[0-9a-f]{7,64}$' THEN lower(rev.sha) END AS commit_sha,
+                   CASE WHEN lower(rev.sha) ~ '^[0-9a-f]{7,64}$' THEN lower(rev.sha)
+                        -- no git BuildData: the newest commit of the build's change sets
+                        WHEN rev.sha IS NULL AND lower(cs.sha) ~ '^[0-9a-f]{7,64}$' THEN lower(cs.sha) END AS commit_sha,
                    coalesce(branch_hint,
                             regexp_replace(rev.branch, '^(refs/remotes/[^/]+/|refs/heads/|origin/)', '')) AS branch,
                    (SELECT p->>'value'
@@ -226,6 +243,15 @@ BEGIN
                                  CASE WHEN jsonb_typeof(a->'remoteUrls') = 'array' THEN a->'remoteUrls' ELSE '[]' END) u
                              WHERE u ~ repo_re)) DESC, ao DESC
                 LIMIT 1) rev ON true
+            LEFT JOIN LATERAL (
+                SELECT i->>'commitId' AS sha
+                FROM jsonb_array_elements(CASE WHEN jsonb_typeof(b->'changeSets') = 'array'
+                                               THEN b->'changeSets' ELSE '[]' END) WITH ORDINALITY AS c(cs, co),
+                     jsonb_array_elements(CASE WHEN jsonb_typeof(cs->'items') = 'array'
+                                               THEN cs->'items' ELSE '[]' END) WITH ORDINALITY AS ci(i, io)
+                WHERE jsonb_typeof(i->'commitId') = 'string'
+                ORDER BY co DESC, io DESC
+                LIMIT 1) cs ON true
             CROSS JOIN LATERAL (
                 SELECT engineering._ts(b->'timestamp') AS started,
                        CASE WHEN jsonb_typeof(b->'duration') = 'number'

@@ -130,7 +130,7 @@ BEGIN
                CASE WHEN jsonb_typeof(i->'urgency') = 'string' THEN nullif(i->>'urgency', '') END AS severity,
                engineering._pagerduty_status(i->>'status') AS status,
                t.opened AS opened_at,
-               CASE WHEN a.ack IS NOT NULL THEN greatest(a.ack, t.opened) END AS acknowledged_at,
+               a.ack AS acknowledged_at,
                CASE WHEN engineering._pagerduty_status(i->>'status') = 'resolved'
                     THEN greatest(coalesce(engineering._ts(i->'resolved_at'),
                                            engineering._ts(i->'last_status_change_at'),
@@ -142,7 +142,7 @@ BEGIN
                    'service_id', i->'service'->'id', 'service_name', i->'service'->'summary',
                    'html_url', i->'html_url', 'escalation_policy', i->'escalation_policy'->'summary',
                    'last_status_change_at', i->'last_status_change_at',
-                   'resolve_reason', i->'resolve_reason'->'type',
+                   'resolve_reason', i->'resolve_reason'->'type', 'acknowledged_by', a.ack_by,
                    'teams', (SELECT jsonb_agg(x->'summary') FROM jsonb_array_elements(
                                 CASE WHEN jsonb_typeof(i->'teams') = 'array' THEN i->'teams' ELSE '[]' END) x
                              WHERE jsonb_typeof(x) = 'object' AND x ? 'summary'),
@@ -151,45 +151,31 @@ BEGIN
                                  WHERE jsonb_typeof(x->'assignee') = 'object' AND x->'assignee' ? 'summary'))) AS attributes
         FROM raw,
              LATERAL (SELECT engineering._ts(i->'created_at') AS opened) t,
-             -- until the log entries are read: the current acknowledgements,
-             -- or the last status change of an incident that is acknowledged now
-             LATERAL (SELECT coalesce(
-                          (SELECT min(engineering._ts(x->'at')) FROM jsonb_array_elements(
-                               CASE WHEN jsonb_typeof(i->'acknowledgements') = 'array'
-                                    THEN i->'acknowledgements' ELSE '[]' END) x
-                           WHERE jsonb_typeof(x) = 'object'),
-                          CASE WHEN i->>'status' = 'acknowledged'
-                               THEN engineering._ts(i->'last_status_change_at') END) AS ack) a),
-    up AS (
-        INSERT INTO engineering.incidents AS p
-            (source_id, external_id, service, title, severity, status, opened_at, acknowledged_at,
-             resolved_at, attributes)
-        SELECT src_id, m.external_id, m.service, m.title, m.severity, m.status, m.opened_at,
-               m.acknowledged_at, m.resolved_at, m.attributes
-        FROM m
-        ON CONFLICT (source_id, external_id) DO UPDATE SET
-            service = EXCLUDED.service, title = EXCLUDED.title, severity = EXCLUDED.severity,
-            status = EXCLUDED.status, opened_at = EXCLUDED.opened_at,
-            -- the first acknowledgement ever seen (log entries know it best)
-            acknowledged_at = CASE WHEN least(p.acknowledged_at, EXCLUDED.acknowledged_at) IS NOT NULL
-                                   THEN greatest(least(p.acknowledged_at, EXCLUDED.acknowledged_at),
-                                                 EXCLUDED.opened_at) END,
-            resolved_at = EXCLUDED.resolved_at,
-            attributes = EXCLUDED.attributes || jsonb_strip_nulls(jsonb_build_object(
-                'log_entries_read', p.attributes->'log_entries_read',
-                'acknowledged_by', p.attributes->'acknowledged_by'))
-        WHERE (p.service, p.title, p.severity, p.status, p.opened_at, p.acknowledged_at, p.resolved_at,
-               p.attributes)
-              IS DISTINCT FROM
-              (EXCLUDED.service, EXCLUDED.title, EXCLUDED.severity, EXCLUDED.status, EXCLUDED.opened_at,
-               CASE WHEN least(p.acknowledged_at, EXCLUDED.acknowledged_at) IS NOT NULL
-                    THEN greatest(least(p.acknowledged_at, EXCLUDED.acknowledged_at), EXCLUDED.opened_at) END,
-               EXCLUDED.resolved_at,
-               EXCLUDED.attributes || jsonb_strip_nulls(jsonb_build_object(
-                   'log_entries_read', p.attributes->'log_entries_read',
-                   'acknowledged_by', p.attributes->'acknowledged_by')))
-        RETURNING 1)
-    SELECT count(*) INTO n FROM up;
+             -- until the log entries are read: the earliest current
+             -- acknowledgement and its acknowledger, or the last status
+             -- change (and who made it) of an incident that is acknowledged now
+             LATERAL (SELECT coalesce(c.at, CASE WHEN i->>'status' = 'acknowledged'
+                                                 THEN engineering._ts(i->'last_status_change_at') END) AS ack,
+                             CASE WHEN c.at IS NOT NULL THEN c.who
+                                  WHEN i->>'status' = 'acknowledged'
+                                       AND i->'last_status_change_by'->>'type' IS DISTINCT FROM 'service_reference'
+                                  THEN nullif(btrim(i->'last_status_change_by'->>'summary'), '') END AS ack_by
+                      FROM (SELECT NULL) one
+                      LEFT JOIN LATERAL (
+                          SELECT engineering._ts(x->'at') AS at, nullif(btrim(x->'acknowledger'->>'summary'), '') AS who
+                          FROM jsonb_array_elements(CASE WHEN jsonb_typeof(i->'acknowledgements') = 'array'
+                                                         THEN i->'acknowledgements' ELSE '[]' END)
+                               WITH ORDINALITY AS y(x, o)
+                          WHERE jsonb_typeof(x) = 'object' AND engineering._ts(x->'at') IS NOT NULL
+                          ORDER BY 1, o LIMIT 1) c ON true) a)
+    -- A fresh copy makes stale every key it maps (and the mark of an
+    -- incident that answered 404); the log's keys are kept.
+    SELECT engineering._upsert_incidents(array_agg(ROW(
+               NULL, src_id, m.external_id, m.service, m.title, m.severity, m.status, m.opened_at,
+               m.acknowledged_at, m.resolved_at, NULL, false, m.attributes)::engineering.incidents),
+               '{pagerduty_id,incident_number,incident_key,pagerduty_status,urgency,priority,service_id,service_name,html_url,escalation_policy,last_status_change_at,resolve_reason,teams,assignees,pagerduty_gone}')
+    INTO n
+    FROM m;
     RETURN n;
 END;
 $$;

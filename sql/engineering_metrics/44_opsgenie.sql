@@ -47,29 +47,37 @@ $$;
 COMMENT ON FUNCTION engineering._opsgenie_validate(jsonb) IS
     'checks an opsgenie source''s config: query (required); optional service, service_map, lookback, since';
 
-CREATE FUNCTION engineering._opsgenie_service(config jsonb, incident jsonb)
-RETURNS text
+CREATE FUNCTION engineering._opsgenie_services(config jsonb, incident jsonb)
+RETURNS TABLE (ordinal bigint, service text, service_ids jsonb)
 LANGUAGE sql IMMUTABLE PARALLEL SAFE
 BEGIN ATOMIC
-    SELECT coalesce(
-        (SELECT config->'service_map'->>s.id
-         FROM jsonb_array_elements_text(svc.ids) WITH ORDINALITY AS s(id, o)
-         WHERE config->'service_map' ? s.id ORDER BY s.o LIMIT 1),
-        engineering._map_service(config, (SELECT nullif(btrim(s.id), '')
-                                          FROM jsonb_array_elements_text(svc.ids) WITH ORDINALITY AS s(id, o)
-                                          ORDER BY s.o LIMIT 1)),
-        'unknown')
-    FROM (SELECT coalesce(
-              (SELECT jsonb_agg(e ORDER BY o) FROM jsonb_array_elements(
-                   CASE WHEN jsonb_typeof(incident->'impactedServices') = 'array'
-                        THEN incident->'impactedServices' ELSE '[]' END) WITH ORDINALITY AS x(e, o)
-               WHERE jsonb_typeof(e) = 'string'),
-              CASE WHEN jsonb_typeof(incident->'serviceId') = 'string'
-                   THEN jsonb_build_array(incident->'serviceId') END,
-              '[]') AS ids) svc;
+    -- An incident's payload names its impacted services by id only (no
+    -- names): an id becomes a service through service_map, else config
+    -- service, else "unknown", never the raw id.
+    WITH ids AS (
+        SELECT s.id, s.o
+        FROM jsonb_array_elements_text(coalesce(
+                 (SELECT jsonb_agg(e ORDER BY o) FROM jsonb_array_elements(
+                      CASE WHEN jsonb_typeof(incident->'impactedServices') = 'array'
+                           THEN incident->'impactedServices' ELSE '[]' END) WITH ORDINALITY AS x(e, o)
+                  WHERE jsonb_typeof(e) = 'string' AND btrim(e #>> '{}') <> ''),
+                 CASE WHEN jsonb_typeof(incident->'serviceId') = 'string' AND btrim(incident->>'serviceId') <> ''
+                      THEN jsonb_build_array(incident->'serviceId') END,
+                 '[]')) WITH ORDINALITY AS s(id, o)),
+    named AS (
+        SELECT coalesce(config->'service_map'->>ids.id, config->>'service', 'unknown') AS service, ids.id, ids.o
+        FROM ids
+        UNION ALL
+        SELECT coalesce(config->>'service', 'unknown'), NULL, 1
+        WHERE NOT EXISTS (SELECT 1 FROM ids))
+    SELECT row_number() OVER (ORDER BY min(named.o)), named.service,
+           coalesce(jsonb_agg(named.id ORDER BY named.o) FILTER (WHERE named.id IS NOT NULL), '[]')
+    FROM named
+    GROUP BY named.service
+    ORDER BY min(named.o);
 END;
-COMMENT ON FUNCTION engineering._opsgenie_service(jsonb, jsonb) IS
-    'service of an Opsgenie incident: the first impacted service id found in service_map, else the first one through _map_service (config service, else the id), else "unknown"';
+COMMENT ON FUNCTION engineering._opsgenie_services(jsonb, jsonb) IS
+    'services an Opsgenie incident impacts, in the order first named: each impactedServices id (or serviceId when that list is empty) through service_map, else config service, else "unknown"; with the ids behind each';
 
 CREATE FUNCTION engineering._opsgenie_status(status text)
 RETURNS text
@@ -107,7 +115,11 @@ LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE
 SET search_path = pg_catalog, engineering, pg_temp
 AS $$
 DECLARE
+    incident_rows engineering.incidents[];
+    external_ids text[];
+    opsgenie_ids text[];
     n bigint;
+    removed bigint;
 BEGIN
     IF jsonb_typeof(items) IS DISTINCT FROM 'array' THEN
         RAISE EXCEPTION 'expected a JSON array of Opsgenie incidents, got %', coalesce(jsonb_typeof(items), 'nothing')
@@ -122,9 +134,13 @@ BEGIN
         WHERE jsonb_typeof(i) = 'object' AND jsonb_typeof(i->'id') = 'string' AND btrim(i->>'id') <> ''
           AND jsonb_typeof(i->'createdAt') IN ('string', 'number') AND i->>'createdAt' <> ''
         ORDER BY i->>'id', o DESC),
+    -- One row per service the incident impacts, so that each service
+    -- counts it: external_id is the incident id for the first service and
+    -- "<id>/<service>" for each further one.
     m AS (
-        SELECT i->>'id' AS external_id,
-               engineering._opsgenie_service(config, i) AS service,
+        SELECT CASE WHEN sv.ordinal = 1 THEN i->>'id' ELSE (i->>'id') || '/' || sv.service END AS external_id,
+               i->>'id' AS opsgenie_id,
+               sv.service,
                nullif(btrim(i->>'message'), '') AS title,
                CASE WHEN jsonb_typeof(i->'priority') = 'string' THEN nullif(i->>'priority', '') END AS severity,
                engineering._opsgenie_status(i->>'status') AS status,
@@ -135,34 +151,35 @@ BEGIN
                jsonb_strip_nulls(jsonb_build_object(
                    'opsgenie_id', i->'id', 'tiny_id', i->'tinyId', 'opsgenie_status', i->'status',
                    'priority', i->'priority', 'impacted_services', i->'impactedServices',
-                   'service_id', i->'serviceId', 'created_at', i->'createdAt', 'updated_at', i->'updatedAt',
+                   'service_id', i->'serviceId', 'service_ids', nullif(sv.service_ids, '[]'),
+                   'created_at', i->'createdAt', 'updated_at', i->'updatedAt',
                    'impact_start_date', i->'impactStartDate', 'impact_end_date', i->'impactEndDate',
-                   'tags', i->'tags', 'owner_team', i->'ownerTeam')) AS attributes
+                   'tags', i->'tags', 'owner_team', nullif(i->'ownerTeam', '""'),
+                   'html_url', i->'links'->'web')) AS attributes
         FROM raw,
-             LATERAL (SELECT coalesce(engineering._ts(i->'impactStartDate'), engineering._ts(i->'createdAt')) AS opened) t),
-    up AS (
-        INSERT INTO engineering.incidents AS p
-            (source_id, external_id, service, title, severity, status, opened_at, resolved_at, attributes)
-        SELECT src_id, m.external_id, m.service, m.title, m.severity, m.status, m.opened_at, m.resolved_at,
-               m.attributes
-        FROM m
-        ON CONFLICT (source_id, external_id) DO UPDATE SET
-            service = EXCLUDED.service, title = EXCLUDED.title, severity = EXCLUDED.severity,
-            status = EXCLUDED.status, opened_at = EXCLUDED.opened_at,
-            -- Opsgenie incidents have no acknowledgement; keep one set by hand
-            acknowledged_at = CASE WHEN p.acknowledged_at >= EXCLUDED.opened_at THEN p.acknowledged_at END,
-            resolved_at = EXCLUDED.resolved_at, attributes = EXCLUDED.attributes
-        WHERE (p.service, p.title, p.severity, p.status, p.opened_at, p.resolved_at, p.attributes)
-              IS DISTINCT FROM
-              (EXCLUDED.service, EXCLUDED.title, EXCLUDED.severity, EXCLUDED.status, EXCLUDED.opened_at,
-               EXCLUDED.resolved_at, EXCLUDED.attributes)
-        RETURNING 1)
-    SELECT count(*) INTO n FROM up;
-    RETURN n;
+             LATERAL (SELECT coalesce(engineering._ts(i->'impactStartDate'), engineering._ts(i->'createdAt')) AS opened) t,
+             LATERAL engineering._opsgenie_services(config, i) sv)
+    -- A fresh copy makes stale every key it maps (and the mark of an
+    -- incident that answered 404).  Opsgenie incidents have no
+    -- acknowledgement: one set by hand is kept.
+    SELECT array_agg(ROW(
+               NULL, src_id, m.external_id, m.service, m.title, m.severity, m.status, m.opened_at,
+               NULL, m.resolved_at, NULL, false, m.attributes)::engineering.incidents),
+           array_agg(m.external_id), array_agg(DISTINCT m.opsgenie_id)
+    INTO incident_rows, external_ids, opsgenie_ids
+    FROM m;
+    n := engineering._upsert_incidents(incident_rows,
+        '{opsgenie_id,tiny_id,opsgenie_status,priority,impacted_services,service_id,service_ids,created_at,updated_at,impact_start_date,impact_end_date,tags,owner_team,html_url,opsgenie_gone}');
+    -- the rows of services an incident no longer impacts go
+    DELETE FROM engineering.incidents d
+    WHERE d.source_id = src_id AND d.attributes->>'opsgenie_id' = ANY (opsgenie_ids)
+      AND d.external_id <> ALL (external_ids);
+    GET DIAGNOSTICS removed = ROW_COUNT;
+    RETURN n + removed;
 END;
 $$;
 COMMENT ON FUNCTION engineering._opsgenie_map_incidents(integer, jsonb, jsonb) IS
-    'upserts Opsgenie incident objects (external_id = incident id; opened at impact start, else createdAt; resolved at impact end, else updatedAt); returns the rows changed';
+    'upserts Opsgenie incident objects, one row per impacted service (external_id = incident id, then "<id>/<service>"; opened at impact start, else createdAt; resolved at impact end, else updatedAt) and removes the rows of services no longer impacted; returns the rows changed';
 
 ------------------------------------------------------------------------------
 -- Plan and ingest (the connector interface)
@@ -194,14 +211,17 @@ BEGIN
                            'scope', engineering._opsgenie_scope(src.config)));
 
     -- Incidents created before that and not resolved yet: by id.
+    -- (once per incident, whatever the number of services it impacts)
     INSERT INTO engineering.sync_tasks (source_id, stream, url, payload)
-    SELECT src.id, 'incident', '/v1/incidents/' || engineering._urlencode(external_id) || '?identifierType=id',
-           jsonb_build_object('incident', external_id, 'missing_ok', true)
-    FROM engineering.incidents
-    WHERE source_id = src.id AND status <> 'resolved'
-      AND coalesce(engineering._ts(attributes->'created_at'), opened_at) < floor_ts
-      AND NOT attributes ? 'opsgenie_gone'
-    ORDER BY opened_at, external_id;
+    SELECT src.id, 'incident', '/v1/incidents/' || engineering._urlencode(o.id) || '?identifierType=id',
+           jsonb_build_object('incident', o.id, 'missing_ok', true)
+    FROM (SELECT coalesce(attributes->>'opsgenie_id', external_id) AS id, min(opened_at) AS opened
+          FROM engineering.incidents
+          WHERE source_id = src.id AND status <> 'resolved'
+            AND coalesce(engineering._ts(attributes->'created_at'), opened_at) < floor_ts
+            AND NOT attributes ? 'opsgenie_gone'
+          GROUP BY 1) o
+    ORDER BY o.opened, o.id;
 END;
 $$;
 COMMENT ON FUNCTION engineering._opsgenie_plan(engineering.sources) IS
@@ -266,7 +286,8 @@ BEGIN
         IF body IS NULL THEN
             -- 404/410: deleted, or the key lost access; stop asking
             UPDATE engineering.incidents SET attributes = attributes || '{"opsgenie_gone": true}'
-            WHERE source_id = src.id AND external_id = task.payload->>'incident';
+            WHERE source_id = src.id
+              AND coalesce(attributes->>'opsgenie_id', external_id) = task.payload->>'incident';
             RETURN 0;
         END IF;
         IF jsonb_typeof(body->'data') IS DISTINCT FROM 'object' THEN

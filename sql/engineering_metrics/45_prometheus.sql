@@ -215,12 +215,15 @@ BEGIN
             USING ERRCODE = 'invalid_parameter_value';
     END IF;
 
-    -- the instants asked for are from_s, from_s + step, ..., to_s
+    -- the instants asked for are from_s, from_s + step, ..., to_s; a time
+    -- is taken to its second (Prometheus writes times with milliseconds, as
+    -- in its documentation's 1435781430.781, and a query started off the
+    -- second returns such times)
     SELECT p INTO bad
     FROM jsonb_array_elements(result) s,
          jsonb_array_elements(coalesce(s->'values', '[]')) p
-    WHERE (p->>0)::numeric BETWEEN from_s AND to_s
-      AND ((p->>0)::numeric - from_s) % step_seconds <> 0
+    WHERE floor((p->>0)::numeric) BETWEEN from_s AND to_s
+      AND (floor((p->>0)::numeric) - from_s) % step_seconds <> 0
     LIMIT 1;
     IF FOUND THEN
         RAISE EXCEPTION 'unexpected Prometheus sample time % (the query asked for every % s from %)',
@@ -236,10 +239,10 @@ BEGIN
                       WHEN bool_or(x.v = '-Inf') THEN '-Inf'
                       ELSE trim_scale(sum(CASE WHEN x.v NOT IN ('NaN', '+Inf', 'Inf', '-Inf')
                                                THEN x.v::numeric END))::text END AS v
-          FROM (SELECT (p->>0)::numeric::bigint AS t, p->>1 AS v
+          FROM (SELECT floor((p->>0)::numeric)::bigint AS t, p->>1 AS v
                 FROM jsonb_array_elements(result) s,
                      jsonb_array_elements(coalesce(s->'values', '[]')) p
-                WHERE (p->>0)::numeric BETWEEN from_s AND to_s) x
+                WHERE floor((p->>0)::numeric) BETWEEN from_s AND to_s) x
           GROUP BY x.t) y;
     RETURN coalesce(points, '{}');
 END;

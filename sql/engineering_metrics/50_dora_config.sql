@@ -41,9 +41,10 @@ COMMENT ON COLUMN engineering.dora_settings.benchmark_year IS
 CREATE TABLE engineering.dora_benchmarks (
     report_year     integer NOT NULL,
     metric          text NOT NULL
-                    CHECK (metric IN ('deployment_frequency', 'lead_time', 'change_failure_rate', 'time_to_restore')
+                    CHECK (metric IN ('deployment_frequency', 'lead_time', 'change_failure_rate', 'time_to_restore',
+                                      'failed_deployment_recovery_time')
                            OR engineering._reject_value('dora_benchmarks.metric', metric,
-                                                        'expected deployment_frequency, lead_time, change_failure_rate or time_to_restore')),
+                                                        'expected deployment_frequency, lead_time, change_failure_rate, time_to_restore or failed_deployment_recovery_time')),
     level           text NOT NULL
                     CHECK (btrim(level) <> '' OR engineering._reject_value('dora_benchmarks.level', level, 'a level needs a name')),
     rank            integer NOT NULL
@@ -72,16 +73,18 @@ CREATE TABLE engineering.dora_benchmarks (
             WHEN 'change_failure_rate' THEN min_deployment_days IS NULL AND per_period IS NULL AND max_duration IS NULL
             WHEN 'lead_time' THEN min_deployment_days IS NULL AND per_period IS NULL AND max_rate IS NULL
             WHEN 'time_to_restore' THEN min_deployment_days IS NULL AND per_period IS NULL AND max_rate IS NULL
+            WHEN 'failed_deployment_recovery_time' THEN min_deployment_days IS NULL AND per_period IS NULL AND max_rate IS NULL
             ELSE true   -- an unknown metric is refused by its own check
         END
         OR engineering._reject_value('dora_benchmarks bounds', metric,
-                                     'deployment_frequency rows set min_deployment_days and per_period, lead_time and time_to_restore rows max_duration, change_failure_rate rows max_rate (or none of them for the lowest level)'))
+                                     'deployment_frequency rows set min_deployment_days and per_period, lead_time, time_to_restore and failed_deployment_recovery_time rows max_duration, change_failure_rate rows max_rate (or none of them for the lowest level)'))
 );
 
 COMMENT ON TABLE engineering.dora_benchmarks IS
     'DORA performance tiers per report year; dora() gives each metric the best-ranked level whose bound it meets.  Edit or add years freely';
 COMMENT ON COLUMN engineering.dora_benchmarks.report_year IS 'year of the State of DevOps report the tiers come from (2021 and 2023 are shipped)';
-COMMENT ON COLUMN engineering.dora_benchmarks.metric IS 'deployment_frequency, lead_time, change_failure_rate or time_to_restore';
+COMMENT ON COLUMN engineering.dora_benchmarks.metric IS
+    'deployment_frequency, lead_time, change_failure_rate, time_to_restore (graded by the 2021 report) or failed_deployment_recovery_time (which the 2023 report grades in its place)';
 COMMENT ON COLUMN engineering.dora_benchmarks.level IS 'the level name dora() reports (elite, high, medium, low)';
 COMMENT ON COLUMN engineering.dora_benchmarks.rank IS 'order of the levels, 1 = best; the first level (by rank) whose bound holds is the one reported';
 COMMENT ON COLUMN engineering.dora_benchmarks.min_deployment_days IS
@@ -89,13 +92,15 @@ COMMENT ON COLUMN engineering.dora_benchmarks.min_deployment_days IS
 COMMENT ON COLUMN engineering.dora_benchmarks.per_period IS
     'deployment_frequency: week (Monday to Sunday, UTC), month or half-year (January-June, July-December)';
 COMMENT ON COLUMN engineering.dora_benchmarks.max_duration IS
-    'lead_time, time_to_restore: the level holds when the median is strictly below this (PostgreSQL compares a month as 30 days)';
+    'lead_time, time_to_restore, failed_deployment_recovery_time: the level holds when the median is strictly below this (PostgreSQL compares a month as 30 days)';
 COMMENT ON COLUMN engineering.dora_benchmarks.max_rate IS 'change_failure_rate: the level holds when the rate (0 to 1) is at most this';
 COMMENT ON COLUMN engineering.dora_benchmarks.description IS 'what the report calls the tier';
 
 -- The tiers as Apache DevLake encodes the 2021 and 2023 reports (see
 -- README, "DORA analytics"): "on demand" is at least 5 deployment days in
--- the median week.
+-- the median week.  The 2023 report replaced time to restore (from the
+-- incident's opening) by failed deployment recovery time (from the
+-- deployment): its recovery tiers grade that figure.
 INSERT INTO engineering.dora_benchmarks
     (report_year, metric, level, rank, min_deployment_days, per_period, max_duration, max_rate, description)
 VALUES
@@ -127,10 +132,10 @@ VALUES
     (2023, 'change_failure_rate',  'high',   2, NULL, NULL, NULL,       0.10, '5-10%'),
     (2023, 'change_failure_rate',  'medium', 3, NULL, NULL, NULL,       0.15, '10-15%'),
     (2023, 'change_failure_rate',  'low',    4, NULL, NULL, NULL,       NULL, 'more than 15%'),
-    (2023, 'time_to_restore',      'elite',  1, NULL, NULL, '1 hour',   NULL, 'less than one hour (failed deployment recovery time)'),
-    (2023, 'time_to_restore',      'high',   2, NULL, NULL, '1 day',    NULL, 'less than one day'),
-    (2023, 'time_to_restore',      'medium', 3, NULL, NULL, '7 days',   NULL, 'between one day and one week'),
-    (2023, 'time_to_restore',      'low',    4, NULL, NULL, NULL,       NULL, 'more than one week');
+    (2023, 'failed_deployment_recovery_time', 'elite', 1, NULL, NULL, '1 hour',   NULL, 'less than one hour'),
+    (2023, 'failed_deployment_recovery_time', 'high', 2, NULL, NULL, '1 day',    NULL, 'less than one day'),
+    (2023, 'failed_deployment_recovery_time', 'medium', 3, NULL, NULL, '7 days',   NULL, 'between one day and one week'),
+    (2023, 'failed_deployment_recovery_time', 'low', 4, NULL, NULL, NULL,       NULL, 'more than one week');
 
 -- Keep edits across pg_dump/pg_restore (see the header).
 CREATE FUNCTION engineering._dora_settings_restore()

@@ -4,34 +4,40 @@
 -- for one service and 30 days reads only that slice).
 
 ------------------------------------------------------------------------------
--- change_lead_times: one row per change and environment it shipped to, at
--- the first successful deployment of that environment that shipped it (a
--- change re-linked to a later deployment, e.g. by a connector after a
--- redeploy, is not counted twice).  Lead time starts where
--- dora_settings.lead_time_start says.
+-- _first_shipments: the one place that decides which linked change counts,
+-- at which deployment, whatever made the link (link_changes(), a
+-- connector, a person, an ETL job).  A change counts once per environment,
+-- at the first successful deployment there that shipped it (a change
+-- re-linked to a later deployment, e.g. by a connector after a redeploy, is
+-- not counted twice), and only when it was committed after the service's
+-- first recorded deployment (service_first_deployments): a link that puts
+-- years of history on a first deployment counts nothing.  change_lead_times,
+-- dora() and pull_request_cycle_times all read links through it.
+--
+-- Each branch joins the change itself, so that a filter on the change (its
+-- service and sha, as pull_request_cycle_times asks) reaches the changes
+-- index inside the branch.  Links inferred by link_changes() are unique per
+-- change and environment, so they only need checking against the
+-- connector's and manual links (few); those are checked against all.  Two
+-- anti-joins, rather than one condition with OR, keep the plan a hash join
+-- that can run in parallel over a quarter of links.
 ------------------------------------------------------------------------------
-CREATE VIEW engineering.change_lead_times AS
-SELECT f.service,
-       f.environment,
-       c.id AS change_id,
-       c.commit_sha,
-       f.deployment_id,
-       f.linked_by,
-       c.committed_at,
-       st.measured_from,
-       f.deployed_at,
-       CASE WHEN st.measured_from <= f.deployed_at THEN f.deployed_at - st.measured_from END AS lead_time
+CREATE VIEW engineering._first_shipments AS
+SELECT f.*,
+       -- where lead time starts from a pull request: the earlier of its
+       -- first commit and its opening (a rebased or amended first commit
+       -- can postdate the opening), as total_time measures it.  Only
+       -- evaluated where a caller reads it.
+       (SELECT min(least(pr.first_commit_at, pr.opened_at))
+          FROM engineering.pull_requests pr
+         WHERE pr.service = f.change_service AND pr.merge_commit_sha = f.commit_sha) AS pull_request_started_at
 FROM (
-    -- The first successful deployment per change and environment.  Links
-    -- inferred by link_changes() are unique per change and environment, so
-    -- they only need checking against the connector's and manual links
-    -- (few); those are checked against all.  Two anti-joins, rather than
-    -- one condition with OR, keep the plan a hash join that can run in
-    -- parallel over a quarter of links.
-    SELECT d.service, d.environment, d.id AS deployment_id, dc.change_id, dc.linked_by,
-           d.finished_at AS deployed_at
+    SELECT d.service, d.environment, d.id AS deployment_id, d.finished_at AS deployed_at,
+           dc.linked_by, c.id AS change_id, c.service AS change_service, c.commit_sha,
+           c.committed_at, c.authored_at
     FROM engineering.deployment_changes dc
     JOIN engineering.deployments d ON d.id = dc.deployment_id
+    JOIN engineering.changes c ON c.id = dc.change_id
     WHERE d.status = 'success'
       AND dc.linked_by = 'inferred'
       AND NOT EXISTS (SELECT 1
@@ -41,9 +47,12 @@ FROM (
                         AND ed.environment = d.environment AND ed.status = 'success'
                         AND (ed.finished_at, ed.id) < (d.finished_at, d.id))
     UNION ALL
-    SELECT d.service, d.environment, d.id, dc.change_id, dc.linked_by, d.finished_at
+    SELECT d.service, d.environment, d.id, d.finished_at,
+           dc.linked_by, c.id, c.service, c.commit_sha,
+           c.committed_at, c.authored_at
     FROM engineering.deployment_changes dc
     JOIN engineering.deployments d ON d.id = dc.deployment_id
+    JOIN engineering.changes c ON c.id = dc.change_id
     WHERE d.status = 'success'
       AND dc.linked_by <> 'inferred'
       AND NOT EXISTS (SELECT 1
@@ -53,18 +62,52 @@ FROM (
                         AND ed.environment = d.environment AND ed.status = 'success'
                         AND (ed.finished_at, ed.id) < (d.finished_at, d.id))
 ) f
-JOIN engineering.changes c ON c.id = f.change_id
+-- committed after the service's first recorded deployment
+JOIN engineering.service_first_deployments fd ON fd.service = f.service
+WHERE f.committed_at > fd.first_seen;
+
+COMMENT ON VIEW engineering._first_shipments IS
+    'internal: the linked changes that count, however linked: one row per change and environment at its first successful deployment there, only for changes committed after the service''s first recorded deployment; pull_request_started_at is the earlier of the first commit and the opening of the pull request the change merged';
+COMMENT ON COLUMN engineering._first_shipments.service IS 'the deployed service';
+COMMENT ON COLUMN engineering._first_shipments.environment IS 'the environment the change reached';
+COMMENT ON COLUMN engineering._first_shipments.deployment_id IS 'the first successful deployment of this environment that shipped it';
+COMMENT ON COLUMN engineering._first_shipments.deployed_at IS 'finished_at of that deployment';
+COMMENT ON COLUMN engineering._first_shipments.linked_by IS 'how the link was made: connector, inferred (link_changes()) or manual';
+COMMENT ON COLUMN engineering._first_shipments.change_id IS 'the change (engineering.changes.id)';
+COMMENT ON COLUMN engineering._first_shipments.change_service IS 'the service of the change (pull requests are matched on it)';
+COMMENT ON COLUMN engineering._first_shipments.commit_sha IS 'its commit';
+COMMENT ON COLUMN engineering._first_shipments.committed_at IS 'committer date of the change: after the service''s first recorded deployment';
+COMMENT ON COLUMN engineering._first_shipments.authored_at IS 'author date of the change';
+COMMENT ON COLUMN engineering._first_shipments.pull_request_started_at IS
+    'the earlier of first_commit_at and opened_at of the pull request the change merged (NULL for other changes)';
+
+------------------------------------------------------------------------------
+-- change_lead_times: one row per change and environment it shipped to, as
+-- _first_shipments counts them.  Lead time starts where
+-- dora_settings.lead_time_start says; from a pull request's first commit it
+-- starts at the earlier of that commit and the pull request's opening (a
+-- rebased or amended first commit can postdate the opening).
+------------------------------------------------------------------------------
+CREATE VIEW engineering.change_lead_times AS
+SELECT f.service,
+       f.environment,
+       f.change_id,
+       f.commit_sha,
+       f.deployment_id,
+       f.linked_by,
+       f.committed_at,
+       st.measured_from,
+       f.deployed_at,
+       CASE WHEN st.measured_from <= f.deployed_at THEN f.deployed_at - st.measured_from END AS lead_time
+FROM engineering._first_shipments f
 CROSS JOIN LATERAL (
     -- (the setting is read by a scalar subquery, evaluated once: a join
     -- with the unanalyzed one-row table would skew the row estimates)
     SELECT CASE (SELECT s.lead_time_start FROM engineering.dora_settings s)
-               WHEN 'authored_at' THEN coalesce(c.authored_at, c.committed_at)
+               WHEN 'authored_at' THEN coalesce(f.authored_at, f.committed_at)
                WHEN 'pr_first_commit' THEN
-                   coalesce((SELECT min(coalesce(pr.first_commit_at, pr.opened_at))
-                               FROM engineering.pull_requests pr
-                              WHERE pr.service = c.service AND pr.merge_commit_sha = c.commit_sha),
-                            c.committed_at)
-               ELSE c.committed_at
+                   coalesce(f.pull_request_started_at, f.committed_at)
+               ELSE f.committed_at
            END AS measured_from
 ) st;
 
@@ -78,7 +121,7 @@ COMMENT ON COLUMN engineering.change_lead_times.deployment_id IS 'the first succ
 COMMENT ON COLUMN engineering.change_lead_times.linked_by IS 'how the link was made: connector, inferred (link_changes()) or manual';
 COMMENT ON COLUMN engineering.change_lead_times.committed_at IS 'committer date of the change';
 COMMENT ON COLUMN engineering.change_lead_times.measured_from IS
-    'where its lead time starts, per dora_settings.lead_time_start (committed_at, authored_at, or the first commit of its pull request)';
+    'where its lead time starts, per dora_settings.lead_time_start (committed_at, authored_at, or the earlier of its pull request''s first commit and opening)';
 COMMENT ON COLUMN engineering.change_lead_times.deployed_at IS 'finished_at of that deployment';
 COMMENT ON COLUMN engineering.change_lead_times.lead_time IS
     'deployed_at - measured_from; NULL when measured_from is later than deployed_at (clock skew), and such rows are left out of dora()';
@@ -158,16 +201,13 @@ SELECT pr.id AS pull_request_id,
             THEN dep.deployed_at - least(pr.first_commit_at, pr.opened_at) END AS total_time
 FROM engineering.pull_requests pr
 LEFT JOIN LATERAL (
-    SELECT d.id AS deployment_id, d.finished_at AS deployed_at
-    FROM engineering.changes c
-    JOIN engineering.deployment_changes dc ON dc.change_id = c.id
-    JOIN engineering.deployments d ON d.id = dc.deployment_id
+    SELECT f.deployment_id, f.deployed_at
+    FROM engineering._first_shipments f
     WHERE pr.merged_at IS NOT NULL
-      AND c.service = pr.service
-      AND c.commit_sha = pr.merge_commit_sha
-      AND d.status = 'success'
-      AND d.environment = (SELECT s.production_environment FROM engineering.dora_settings s)
-    ORDER BY d.finished_at, d.id
+      AND f.change_service = pr.service
+      AND f.commit_sha = pr.merge_commit_sha
+      AND f.environment = (SELECT s.production_environment FROM engineering.dora_settings s)
+    ORDER BY f.deployed_at, f.deployment_id
     LIMIT 1
 ) dep ON true;
 
@@ -182,7 +222,7 @@ COMMENT ON COLUMN engineering.pull_request_cycle_times.first_commit_at IS 'autho
 COMMENT ON COLUMN engineering.pull_request_cycle_times.opened_at IS 'when it was opened';
 COMMENT ON COLUMN engineering.pull_request_cycle_times.merged_at IS 'when it was merged (NULL while open)';
 COMMENT ON COLUMN engineering.pull_request_cycle_times.deployment_id IS
-    'first successful deployment to the production environment that shipped its merge commit (NULL until then)';
+    'first successful deployment to the production environment that shipped its merge commit (NULL until then, and when the commit predates the service''s first deployment)';
 COMMENT ON COLUMN engineering.pull_request_cycle_times.deployed_at IS 'when that deployment finished';
 COMMENT ON COLUMN engineering.pull_request_cycle_times.coding_time IS 'opened_at - first_commit_at (NULL when negative or unknown)';
 COMMENT ON COLUMN engineering.pull_request_cycle_times.review_time IS 'merged_at - opened_at';

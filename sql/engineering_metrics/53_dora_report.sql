@@ -100,7 +100,7 @@ AS $$
      LIMIT 1
 $$;
 COMMENT ON FUNCTION engineering._dora_level(integer, text, interval, float8) IS
-    'internal: the level of dora_benchmarks a lead time, time to restore (strictly below max_duration) or change failure rate (at most max_rate) reaches';
+    'internal: the level of dora_benchmarks a lead time, time to restore, failed deployment recovery time (strictly below max_duration) or change failure rate (at most max_rate) reaches';
 
 CREATE FUNCTION engineering._dora_frequency_level(report_year integer, days date[], from_ts timestamptz, to_ts timestamptz)
 RETURNS text
@@ -135,6 +135,7 @@ CREATE TYPE engineering.dora_report AS (
     time_to_restore                 interval,
     time_to_restore_level           text,
     failed_deployment_recovery_time interval,
+    failed_deployment_recovery_time_level text,
     rework_rate                     float8
 );
 COMMENT ON TYPE engineering.dora_report IS 'a row of engineering.dora(): the DORA figures of one service, or of all services when service is NULL';
@@ -148,9 +149,12 @@ COMMENT ON COLUMN engineering.dora_report.lead_time_level IS 'level of dora_benc
 COMMENT ON COLUMN engineering.dora_report.change_failure_rate IS 'share (0 to 1) of these deployments that caused at least one incident';
 COMMENT ON COLUMN engineering.dora_report.change_failure_rate_level IS 'level of dora_benchmarks reached by the change failure rate';
 COMMENT ON COLUMN engineering.dora_report.time_to_restore IS 'interpolated median of resolved_at - opened_at over the resolved incidents opened in the window';
-COMMENT ON COLUMN engineering.dora_report.time_to_restore_level IS 'level of dora_benchmarks reached by the time to restore';
+COMMENT ON COLUMN engineering.dora_report.time_to_restore_level IS
+    'level of dora_benchmarks reached by the time to restore (graded by the 2021 tiers; NULL for a report year without time_to_restore rows, such as 2023)';
 COMMENT ON COLUMN engineering.dora_report.failed_deployment_recovery_time IS
     'interpolated median of resolved_at - deployment finished_at over the resolved incidents attributed to these deployments';
+COMMENT ON COLUMN engineering.dora_report.failed_deployment_recovery_time_level IS
+    'level of dora_benchmarks reached by the failed deployment recovery time (graded by the 2023 tiers; NULL for a report year without failed_deployment_recovery_time rows, such as 2021)';
 COMMENT ON COLUMN engineering.dora_report.rework_rate IS
     'share (0 to 1) of these deployments that finished while an incident of the same service was open';
 
@@ -205,13 +209,9 @@ BEGIN
 
     -- where lead time starts (the choices of dora_settings.lead_time_start)
     start_expr := CASE start_from
-        WHEN 'committed_at' THEN 'c.committed_at'
-        WHEN 'authored_at' THEN 'coalesce(c.authored_at, c.committed_at)'
-        WHEN 'pr_first_commit' THEN
-            'coalesce((SELECT min(coalesce(pr.first_commit_at, pr.opened_at))
-                         FROM engineering.pull_requests pr
-                        WHERE pr.service = c.service AND pr.merge_commit_sha = c.commit_sha),
-                      c.committed_at)'
+        WHEN 'committed_at' THEN 'd.committed_at'
+        WHEN 'authored_at' THEN 'coalesce(d.authored_at, d.committed_at)'
+        WHEN 'pr_first_commit' THEN 'coalesce(d.pull_request_started_at, d.committed_at)'
     END;
     IF start_expr IS NULL THEN
         RAISE EXCEPTION 'unknown lead_time_start "%"', start_from
@@ -255,47 +255,18 @@ BEGIN
              GROUP BY GROUPING SETS ((d.service), ())
         ),
         shipped AS NOT MATERIALIZED (
-            -- each change counts at the first successful deployment of the
-            -- environment that shipped it (see change_lead_times), and only
-            -- with a lead time that is not negative (a commit clock ahead of
-            -- the deployment's).  Links inferred by link_changes() are
-            -- unique per change and environment, so they only need checking
-            -- against the connector's and manual links; those are checked
-            -- against all.  (Two anti-joins rather than one condition with
-            -- OR, which would need a correlated subplan and no parallelism.)
-            SELECT d.service, x.started, d.finished_at
-              FROM engineering.deployments d
-              JOIN engineering.deployment_changes dc ON dc.deployment_id = d.id
-              JOIN engineering.changes c ON c.id = dc.change_id
+            -- the changes these deployments shipped, as _first_shipments
+            -- counts them (first successful deployment per environment,
+            -- nothing committed before the service's first deployment),
+            -- and only with a lead time that is not negative (a commit
+            -- clock ahead of the deployment's)
+            SELECT d.service, x.started, d.deployed_at AS finished_at
+              FROM engineering._first_shipments d
              CROSS JOIN LATERAL (SELECT %3$s AS started) x
-             WHERE d.status = 'success' AND d.environment = $4
-               AND d.finished_at >= $1 AND d.finished_at < $2
+             WHERE d.environment = $4
+               AND d.deployed_at >= $1 AND d.deployed_at < $2
                %1$s
-               AND x.started <= d.finished_at
-               AND dc.linked_by = 'inferred'
-               AND NOT EXISTS (SELECT 1
-                                 FROM engineering.deployment_changes e
-                                 JOIN engineering.deployments ed ON ed.id = e.deployment_id
-                                WHERE e.change_id = dc.change_id AND e.linked_by <> 'inferred'
-                                  AND ed.environment = $4 AND ed.status = 'success'
-                                  AND (ed.finished_at, ed.id) < (d.finished_at, d.id))
-            UNION ALL
-            SELECT d.service, x.started, d.finished_at
-              FROM engineering.deployments d
-              JOIN engineering.deployment_changes dc ON dc.deployment_id = d.id
-              JOIN engineering.changes c ON c.id = dc.change_id
-             CROSS JOIN LATERAL (SELECT %3$s AS started) x
-             WHERE d.status = 'success' AND d.environment = $4
-               AND d.finished_at >= $1 AND d.finished_at < $2
-               %1$s
-               AND x.started <= d.finished_at
-               AND dc.linked_by <> 'inferred'
-               AND NOT EXISTS (SELECT 1
-                                 FROM engineering.deployment_changes e
-                                 JOIN engineering.deployments ed ON ed.id = e.deployment_id
-                                WHERE e.change_id = dc.change_id
-                                  AND ed.environment = $4 AND ed.status = 'success'
-                                  AND (ed.finished_at, ed.id) < (d.finished_at, d.id))
+               AND x.started <= d.deployed_at
         ),
         lead_times AS (
             -- two aggregations rather than GROUPING SETS, which PostgreSQL
@@ -365,6 +336,7 @@ BEGIN
                r.time_to_restore,
                engineering._dora_level($5, 'time_to_restore', r.time_to_restore, NULL),
                x.recovery,
+               engineering._dora_level($5, 'failed_deployment_recovery_time', x.recovery, NULL),
                CASE WHEN f.deployments > 0
                     THEN coalesce(rw.during_incident, 0)::float8 / f.deployments END
           FROM wanted w

@@ -92,14 +92,20 @@ TO engineering_writer;
 ------------------------------------------------------------------------------
 
 GRANT EXECUTE ON FUNCTION
-    engineering.add_source(text, text, text, jsonb, text, interval),
     engineering.alter_source(text, text, jsonb, interval, boolean),
     engineering.remove_source(text, boolean),
     engineering.prune_sync_runs(interval),
-    engineering.set_source_token(text, text),
     engineering.sync(text),
     engineering.wake()
 TO engineering_admin;
+-- add_source and set_source_token carry a token in their statement: PUBLIC
+-- may call them and they check for engineering_admin themselves, because
+-- the executor's own refusal would log the statement, token included,
+-- before the function could prevent it (30_sync.sql).
+GRANT EXECUTE ON FUNCTION
+    engineering.add_source(text, text, text, jsonb, text, interval),
+    engineering.set_source_token(text, text)
+TO PUBLIC;
 
 GRANT INSERT, UPDATE, DELETE ON engineering.slos, engineering.slo_alert_rules TO engineering_admin;
 GRANT SELECT ON engineering.sync_tasks TO engineering_admin;
@@ -116,6 +122,19 @@ GRANT SELECT ON
     engineering.change_lead_times, engineering.deployment_outcomes,
     engineering.pull_request_cycle_times
 TO engineering_reader;
+-- dora() runs with the caller's rights and reads the links through this view
+GRANT SELECT ON engineering._first_shipments TO engineering_reader;
+GRANT SELECT ON engineering.dora_backlog, engineering.dora_job_arguments, engineering.service_first_deployments
+TO engineering_reader;
+-- what writers' inserts record in the backlog, and what their runs of
+-- link_changes() and attribute_incidents() take from it
+GRANT EXECUTE ON FUNCTION
+    engineering._dora_backlog_add(text, jsonb),
+    engineering._dora_backlog_add_everything(),
+    engineering._dora_backlog_take(text, text),
+    engineering._dora_job_arguments_changed(text, text),
+    engineering._first_deployments_note(jsonb, jsonb)
+TO engineering_writer;
 GRANT INSERT, UPDATE, DELETE ON engineering.dora_settings, engineering.dora_benchmarks TO engineering_admin;
 
 ------------------------------------------------------------------------------

@@ -1,15 +1,21 @@
--- Generated organisation for test/bench/dora: 50 services over 2024, about
--- 1M changes, 100k deployments, 10k incidents, 100k pull requests and 500k
--- pipeline runs.  Deterministic (setseed), loaded without any links: the
+-- Generated organisation for test/bench/dora: :services services (psql
+-- variable, default 50) over 2024; per service 20,000 changes, 2,000
+-- deployments, 200 incidents, 2,000 pull requests and about 10,000
+-- pipeline runs (50 services: 1M changes, 100k deployments, 10k incidents,
+-- 100k pull requests and 500k pipeline runs).  Deterministic (setseed), loaded without any links: the
 -- benchmark times link_changes() and attribute_incidents() from scratch.
 \set ON_ERROR_STOP 1
+\if :{?services}
+\else
+\set services 50
+\endif
 SET client_min_messages = warning;
 SET timezone = 'UTC';
 SELECT setseed(0.42);
 
 CREATE TEMP TABLE bench_services AS
 SELECT format('svc-%s', lpad(n::text, 2, '0')) AS service, n
-FROM generate_series(1, 50) n;
+FROM generate_series(1, :services) n;
 
 -- 20,000 commits per service spread over the year (about 55 a day),
 -- inserted in time order as a sync would

@@ -1,7 +1,8 @@
 -- The demo's report: DORA per service and overall over the last 90 days
 -- (engineering.dora), the SLOs now and the alerts firing, the incidents
 -- still open, golden-path adoption and DORA on and off the paths, the
--- production readiness scorecard, and a few queries to try.
+-- production readiness scorecard, the platform report per team (when
+-- people are recorded), and a few queries to try.
 \set QUIET 1
 \pset footer off
 \pset null '–'
@@ -25,6 +26,11 @@ LANGUAGE sql IMMUTABLE AS $$ SELECT to_char(100 * r, 'FM990.0') || ' %' $$;
 CREATE FUNCTION pg_temp.leveled(value text, level text) RETURNS text
 LANGUAGE sql IMMUTABLE AS $$ SELECT value || coalesce('  ' || level, '') $$;
 
+SELECT to_regproc('engineering.platform_report') IS NOT NULL AND EXISTS (SELECT 1 FROM engineering.people) AS platform \gset
+\if :platform
+\else
+\unset platform
+\endif
 SELECT to_char(now() - interval '90 days', 'YYYY-MM-DD HH24:MI') AS from_ts,
        to_char(now(), 'YYYY-MM-DD HH24:MI') AS to_ts,
        (SELECT production_environment FROM engineering.dora_settings) AS env,
@@ -39,7 +45,7 @@ SELECT coalesce(d.service, 'all services') AS service,
        pg_temp.leveled(pg_temp.human(d.lead_time), d.lead_time_level) AS "lead time",
        pg_temp.leveled(pg_temp.pct(d.change_failure_rate), d.change_failure_rate_level) AS "change failure rate",
        pg_temp.leveled(pg_temp.human(d.time_to_restore), d.time_to_restore_level) AS "time to restore",
-       pg_temp.human(d.failed_deployment_recovery_time) AS "failed deployment recovery",
+       pg_temp.leveled(pg_temp.human(d.failed_deployment_recovery_time), d.failed_deployment_recovery_time_level) AS "failed deployment recovery",
        pg_temp.pct(d.rework_rate) AS rework
 FROM engineering.dora(now() - interval '90 days', now()) d;
 
@@ -73,6 +79,41 @@ FROM engineering.incidents i
 LEFT JOIN engineering.sources s ON s.id = i.source_id
 WHERE i.resolved_at IS NULL
 ORDER BY i.opened_at;
+
+\if :{?platform}
+\echo
+\echo 'Platform engineering, last 90 days, per team (engineering.platform_report(now() - interval ''90 days'', now()))'
+\echo '(onboarding: medians over the people hired in the window; satisfaction: the latest survey, groups under 5 respondents suppressed;'
+\echo ' delivery: the DORA key of the team''s weakest service; reliability: the worst SLO budget left; grade: good, fair or poor)'
+CREATE FUNCTION pg_temp.graded(value text, grade text) RETURNS text
+LANGUAGE sql IMMUTABLE AS $$ SELECT coalesce(value, '–') || coalesce(' ' || grade, '') $$;
+SELECT coalesce(r.team, 'everyone') AS team,
+       max(pg_temp.graded(to_char(100 * r.value, 'FM990') || ' %', r.grade)) FILTER (WHERE r.measure = 'golden path adoption') AS "golden paths",
+       (max(r.value) FILTER (WHERE r.measure = 'hires'))::integer AS hires,
+       max(pg_temp.graded(pg_temp.human(r.value * interval '1 second'), r.grade)) FILTER (WHERE r.measure = 'time to first PR') AS "first PR",
+       max(pg_temp.graded(pg_temp.human(r.value * interval '1 second'), r.grade)) FILTER (WHERE r.measure = 'time to first deploy') AS "first deploy",
+       max(pg_temp.graded(pg_temp.human(r.value * interval '1 second'), r.grade)) FILTER (WHERE r.measure = 'time to 10th PR') AS "10th PR",
+       max(pg_temp.graded(pg_temp.pct(r.value), r.grade)) FILTER (WHERE r.measure = 'favorable rate') AS favorable,
+       max(pg_temp.graded(round(r.value)::text, r.grade)) FILTER (WHERE r.measure = 'NPS') AS nps,
+       (array_agg(r.grade ORDER BY CASE r.grade WHEN 'poor' THEN 1 WHEN 'fair' THEN 2 ELSE 3 END)
+            FILTER (WHERE r.area = 'delivery' AND r.grade IS NOT NULL))[1] AS delivery,
+       max(pg_temp.graded(pg_temp.pct(r.value), r.grade)) FILTER (WHERE r.measure = 'SLO budget remaining') AS "SLO budget",
+       max(r.grade) FILTER (WHERE r.area = 'summary') AS maturity
+FROM engineering.platform_report(now() - interval '90 days', now()) r
+GROUP BY r.team
+ORDER BY r.team NULLS FIRST;
+
+\echo
+\echo 'Why: every measure below good, with its reason'
+SELECT coalesce(r.team, 'everyone') AS team, r.measure, r.grade, r.reason
+FROM engineering.platform_report(now() - interval '90 days', now()) r
+WHERE r.grade IN ('fair', 'poor') AND r.area <> 'summary'
+ORDER BY r.team NULLS FIRST, r.grade DESC, r.measure;
+
+\echo
+\echo 'Left out of people metrics as bots (engineering.excluded_authors; the pattern is engineering.people_settings.bot_pattern)'
+SELECT author, commits, pull_requests, array_to_string(services, ', ') AS services FROM engineering.excluded_authors ORDER BY author;
+\endif
 
 \echo
 \echo 'Golden-path adoption now (engineering.golden_path_adoption(): eligible services, i.e. catalog components of type service, live, not deprecated)'
@@ -119,3 +160,6 @@ ORDER BY (SELECT l.rank FROM engineering.scorecard_levels l
 \echo '  -- which services are on which golden path, and what every scorecard rule sees'
 \echo '  SELECT * FROM engineering.golden_path_services();  SELECT * FROM engineering.service_facts;'
 \echo '  -- wait for pages: LISTEN engineering_slo_alerts;'
+\echo '  -- onboarding cohorts by month, and a survey per team (small groups suppressed)'
+\echo '  SELECT * FROM engineering.onboarding_cohorts(now() - interval ''180 days'', now()) WHERE team IS NULL;'
+\echo '  SELECT * FROM engineering.survey_results(''developer survey 2'', ''team'');'

@@ -82,8 +82,9 @@ sub pagerduty_expect
 	return \%e;
 }
 
-# opsgenie_expect($world, since => epoch, service_map => {..}, match => sub { $incident }):
-#   { id => [service, severity, status, opened, resolved] }
+# opsgenie_expect($world, since => epoch, service_map => {..}, service => name, match => sub { $incident }):
+#   { id => [service, severity, status, opened, resolved] }, one entry per
+#   service the incident impacts ("id" for the first, "id/service" after)
 sub opsgenie_expect
 {
 	my ($world, %opt) = @_;
@@ -97,10 +98,18 @@ sub opsgenie_expect
 		my $st = ($i->{status} // '') =~ /^(resolved|closed)$/ ? 'resolved' : 'open';
 		my $resolved = $st eq 'resolved'
 		  ? max(vendor_epoch($i->{impactEndDate} // $i->{updatedAt} // $i->{createdAt}), $opened) : undef;
-		my @svc = @{ $i->{impactedServices} // [] };
-		my ($mapped) = grep { exists $map->{$_} } @svc;
-		my $service = defined $mapped ? $map->{$mapped} : $svc[0] // 'unknown';
-		$e{ $i->{id} } = [ $service, $i->{priority} // 'P3', $st, ts($opened), ts($resolved) ];
+		my @ids = grep { defined && !ref && $_ ne '' } @{ $i->{impactedServices} // [] };
+		@ids = ($i->{serviceId}) if !@ids && defined $i->{serviceId} && $i->{serviceId} ne '';
+		my (@names, %seen);
+		for my $name ((map { $map->{$_} // $opt{service} // 'unknown' } @ids), @ids ? () : ($opt{service} // 'unknown'))
+		{
+			push @names, $name unless $seen{$name}++;
+		}
+		for my $k (0 .. $#names)
+		{
+			$e{ $k == 0 ? $i->{id} : "$i->{id}/$names[$k]" } =
+			  [ $names[$k], $i->{priority} // 'P3', $st, ts($opened), ts($resolved) ];
+		}
 	}
 	return \%e;
 }

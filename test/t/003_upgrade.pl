@@ -131,8 +131,14 @@ $node->safe_psql('upgraded', 'ALTER EXTENSION engineering_metrics UPDATE');
 is($node->safe_psql('upgraded', "SELECT extversion FROM pg_extension WHERE extname = 'engineering_metrics'"),
 	$default_version, "ALTER EXTENSION UPDATE brings 0.1.0 to $default_version");
 
-my @changed = grep { table_digest($_) ne $before{$_} } @tables;
-is("@changed", '', 'every row of every 0.1.0 table is still there, unchanged');
+# Tables whose rows the update changes on purpose, each with its reason; that
+# their rows then equal a fresh install's is checked after the dump below.
+my %changed_on_purpose = (
+	dora_benchmarks => 'issue 18: the 2023 recovery tiers become failed_deployment_recovery_time rows',
+);
+my @changed = grep { !$changed_on_purpose{$_} && table_digest($_) ne $before{$_} } @tables;
+is("@changed", '', 'every row of every 0.1.0 table is still there, unchanged (but for '
+	  . join(', ', sort keys %changed_on_purpose) . ')');
 
 # --- upgraded = fresh, object by object -------------------------------------
 my ($only_fresh, $only_upgraded) =

@@ -154,8 +154,8 @@ my ($running) = grep { $_->{status} eq 'running' } @{ $p->{pipelines} };
 my ($pending_dep) = grep { $_->{status} eq 'running' } @{ $p->{deployments} };
 my $head = $p->{commits}[-1]{id};
 $mock->mutate('gitlab', op => 'upsert', project => 'acme/shop', collection => 'pipelines', items => [
-		{ id => $running->{id}, status => 'success', finished_at => $iso->($now - 100),
-		  duration => 600, updated_at => $iso->($now - 99) },
+		{ id => $running->{id}, status => 'success', started_at => $iso->($now - 700),
+		  finished_at => $iso->($now - 100), duration => 600, updated_at => $iso->($now - 99) },
 		{ id => 7999999, iid => 9999, status => 'running', source => 'push', ref => 'main', sha => $head,
 		  created_at => $iso->($now - 60), started_at => $iso->($now - 50), updated_at => $iso->($now - 50) } ]);
 $mock->mutate('gitlab', op => 'upsert', project => 'acme/shop', collection => 'deployments', items => [

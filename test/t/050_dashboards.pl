@@ -3,7 +3,8 @@
 # mock API serves a generated organisation (test/mock/org.py, 50 days
 # instead of 180), test/demo/register.sql registers its sources and SLOs,
 # engineering.sync() pulls everything, and the DORA and SLO steps of the
-# demo follow (link_changes, attribute_incidents, _evaluate_slo_alerts).
+# demo follow (link_changes, attribute_incidents, _evaluate_slo_alerts),
+# then its people and surveys (test/demo/people.sql).
 #
 # EMGrafana expands template variables and macros the way Grafana does
 # (its header lists what is supported; anything else fails), then checks
@@ -69,6 +70,10 @@ is($node->safe_psql('postgres', q{
 $node->safe_psql('postgres', q{
 	SELECT engineering.link_changes(), engineering.attribute_incidents();
 	SELECT engineering._evaluate_slo_alerts();});
+# the organisation's people, bots and two surveys, as the demo records them
+($ret, $out, $err) = $node->psql('postgres', '', on_error_stop => 1,
+	extra_params => [ '-v', "manifest=$manifest", '-f', "$root/test/demo/people.sql" ]);
+is($ret, 0, 'people.sql records people, bots and surveys') or diag($err);
 
 # the data the panels need is there, as in the demo
 my $counts = $node->safe_psql('postgres', q{
@@ -85,7 +90,7 @@ is($counts, '8|t|t|t|3|t',
 
 # --- provisioning -----------------------------------------------------------
 my $dashboards = load_dashboards("$root/dashboards");
-cmp_ok(scalar @$dashboards, '>=', 3, 'three dashboards or more');
+cmp_ok(scalar @$dashboards, '>=', 4, 'four dashboards or more');
 my $ds_file = slurp_file("$root/dashboards/provisioning/datasources/engineering_metrics.yaml");
 my ($ds_uid) = $ds_file =~ /^\s*uid:\s*(\S+)/m;
 like($ds_file, qr/^\s*type:\s*grafana-postgresql-datasource\b/m, 'the provisioned data source is PostgreSQL');
@@ -98,6 +103,31 @@ for my $d (@$dashboards)
 	ok(!$uids{ $dash->{uid} }++, "$dash->{uid}: a uid of its own");
 	my ($dsvar) = grep { $_->{type} eq 'datasource' } @{ $dash->{templating}{list} };
 	is($dsvar && $dsvar->{current}{value}, $ds_uid, "$dash->{uid}: its data source defaults to the provisioned one");
+}
+
+# --- the DORA overview shows each graded figure with its own level -----------
+# (README, "DORA overview": the stat row shows every figure of dora() with
+# its *_level): a stat panel per figure that has a level column, selecting
+# that figure and that level, not another one's.
+{
+	my ($overview) = grep { $_->{dashboard}{uid} eq 'em-dora-overview' } @$dashboards;
+	my @graded = split /\n/, $node->safe_psql('postgres', q{
+		SELECT a.attname FROM pg_attribute a
+		WHERE a.attrelid = 'engineering.dora_report'::regclass AND a.attnum > 0
+		  AND EXISTS (SELECT 1 FROM pg_attribute l WHERE l.attrelid = a.attrelid
+		              AND l.attname = a.attname || '_level')
+		ORDER BY a.attnum});
+	cmp_ok(scalar @graded, '>=', 4, 'dora_report has four figures with a level column of the same name or more');
+	my @stats = grep { $_->{type} eq 'stat' } @{ $overview->{dashboard}{panels} };
+	for my $figure (@graded)
+	{
+		my @showing = grep {
+			my $sql = join "\n", map { $_->{rawSql} // '' } @{ $_->{targets} };
+			my %levels = map { $_ => 1 } $sql =~ /\bd\.(\w+)_level\b/g;
+			$sql =~ /\bd\.\Q$figure\E\b(?!_)/ && $levels{$figure} && keys(%levels) == 1
+		} @stats;
+		is(scalar @showing, 1, "em-dora-overview: one stat panel shows $figure with ${figure}_level");
+	}
 }
 
 # --- every query of every dashboard, in three scenarios ----------------------

@@ -286,6 +286,33 @@ def _list_runs(world, name, repo, req):
 # Routes
 # ---------------------------------------------------------------------------
 
+def _list_jobs(world, name, repo, rest, req):
+    """One job per attempt, running from the attempt's start to its end: "completed_at"
+    when the world gives one, else updated_at (the generator's updated_at is the end)."""
+    run = next((r for r in repo["runs"] if str(r["id"]) == rest[2]), None)
+    if run is None:
+        raise NotFound()
+    attempt = run
+    if len(rest) == 6:
+        if rest[3] != "attempts" or not rest[4].isdigit():
+            raise NotFound()
+        n = int(rest[4])
+        if n != run.get("run_attempt", 1):
+            attempt = next((a for a in run.get("attempts", []) if a.get("run_attempt") == n), None)
+            if attempt is None:
+                raise NotFound()
+            attempt = dict(run, **attempt)
+    done = attempt.get("status") == "completed"
+    job = {"id": run["id"] * 10 + attempt.get("run_attempt", 1), "run_id": run["id"],
+           "run_attempt": attempt.get("run_attempt", 1), "name": "build",
+           "status": attempt.get("status"), "conclusion": attempt.get("conclusion"),
+           "created_at": attempt.get("created_at"),
+           "started_at": attempt.get("run_started_at") or attempt.get("created_at"),
+           "completed_at": (attempt.get("completed_at") or attempt.get("updated_at")) if done else None}
+    items, link = paginate(req, [job])
+    return json_response(200, {"total_count": 1, "jobs": items}, [("Link", link)] if link else [])
+
+
 def handle(world, req):
     if req.method != "GET":
         raise NotFound()
@@ -305,6 +332,8 @@ def handle(world, req):
         return Response(200, _repo_json(world, name, repo))
     if rest == ["actions", "runs"]:
         return _list_runs(world, name, repo, req)
+    if len(rest) in (4, 6) and rest[:2] == ["actions", "runs"] and rest[-1] == "jobs":
+        return _list_jobs(world, name, repo, rest, req)
     if len(rest) in (3, 5) and rest[:2] == ["actions", "runs"]:
         run = next((r for r in repo["runs"] if str(r["id"]) == rest[2]), None)
         if run is None:
