@@ -1273,7 +1273,8 @@ CREATE TABLE engineering.catalog_entities (
                     CHECK (entity_ref ~ '^[a-z0-9][^:/]*:[^:/]+/[^:/]+$'
                            OR engineering._reject_value('catalog_entities.entity_ref', entity_ref, 'expected kind:namespace/name in lower case')),
     kind            text NOT NULL
-                    CHECK (btrim(kind) <> '' OR engineering._reject_value('catalog_entities.kind', kind, 'kind must not be empty')),
+                    CHECK ((btrim(kind) <> '' AND kind = lower(kind))
+                           OR engineering._reject_value('catalog_entities.kind', kind, 'kind must be a non-empty lower-case word (component, group, ...)')),
     type            text,
     namespace       text NOT NULL DEFAULT 'default',
     name            text NOT NULL
@@ -1704,6 +1705,19 @@ $$;
 COMMENT ON FUNCTION engineering._backstage_ingest(engineering.sources, engineering.sync_tasks, integer, jsonb, jsonb) IS
     'connector interface: maps a page of entities, follows pageInfo.nextCursor, and after the last page marks removed what the listing did not hold; returns rows changed';
 
+-- the catalog's grants (70_roles.sql)
+------------------------------------------------------------------------------
+-- The service catalog (the Backstage connector's tables): read like the
+-- events, and written like them by writers (hand-made catalogs, start
+-- dates moved back).
+------------------------------------------------------------------------------
+
+GRANT SELECT ON
+    engineering.catalog_entities, engineering.catalog_groups, engineering.catalog_users,
+    engineering.catalog_memberships
+TO engineering_reader;
+GRANT INSERT, UPDATE, DELETE ON engineering.catalog_entities TO engineering_writer;
+
 -- dora() becomes a wrapper of _dora_report(), which dora_by_golden_path() shares (53_dora_report.sql)
 -- _dora_report() is the report for a set of services: every service
 -- (services NULL), one (single: dora(service => ...)), or the services of
@@ -2033,7 +2047,8 @@ BEGIN ATOMIC
            c.system, c.template, c.tags, c.first_seen_at, c.eligible,
            count(*) OVER (PARTITION BY c.service)
     FROM (SELECT e.*,
-                 e.type = ANY (s.eligible_types) AND lower(coalesce(e.lifecycle, '')) <> 'deprecated' AS eligible
+                 coalesce(e.type = ANY (s.eligible_types), false)
+                 AND lower(coalesce(e.lifecycle, '')) <> 'deprecated' AS eligible
           FROM engineering.catalog_entities e
           CROSS JOIN engineering.platform_settings s
           WHERE e.kind = 'component' AND e.service IS NOT NULL
@@ -2726,21 +2741,17 @@ COMMENT ON FUNCTION engineering.scorecards(timestamptz) IS
     'grades every service of service_facts_at(at) on every scorecard: the highest level whose rules and those of every lower level pass (NULL: not even the lowest), the rules passed, failed (false or NULL), and errors (rules that could not be evaluated, with the message; never a pass)';
 
 -- from 85_platform_roles.sql
--- engineering_metrics: grants of the platform-engineering parts (catalog,
--- golden paths, scorecards), by the rules of 70_roles.sql: readers read
--- everything, writers write what is synced (the catalog, like the event
--- tables: hand-made catalogs, first_seen_at moved back to when a service
--- really started), admins write the choices (settings, paths, scorecards).
--- The functions run with the caller's rights and stay executable by PUBLIC
--- behind the schema's USAGE.
+-- engineering_metrics: grants of the platform-engineering parts (golden
+-- paths, scorecards), by the rules of 70_roles.sql, which comes before
+-- them (the catalog's own grants are there): readers read everything,
+-- admins write the choices (settings, paths, scorecards).  The functions
+-- run with the caller's rights and stay executable by PUBLIC behind the
+-- schema's USAGE; scorecards() evaluates only rules checked when written.
 
 GRANT SELECT ON
-    engineering.catalog_entities, engineering.catalog_groups, engineering.catalog_users,
-    engineering.catalog_memberships, engineering.platform_settings, engineering.golden_paths,
-    engineering.service_facts, engineering.scorecard_levels, engineering.scorecard_rules
+    engineering.platform_settings, engineering.golden_paths, engineering.service_facts,
+    engineering.scorecard_levels, engineering.scorecard_rules
 TO engineering_reader;
-
-GRANT INSERT, UPDATE, DELETE ON engineering.catalog_entities TO engineering_writer;
 
 GRANT INSERT, UPDATE, DELETE ON
     engineering.platform_settings, engineering.golden_paths,

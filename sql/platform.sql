@@ -1,7 +1,4 @@
-SET client_min_messages = warning;
-DROP EXTENSION IF EXISTS engineering_metrics CASCADE;
-CREATE EXTENSION engineering_metrics;
-RESET client_min_messages;
+CALL regress.reset_extension();
 SET timezone = 'UTC';
 SET datestyle = 'ISO, YMD';
 \set SHOW_CONTEXT never
@@ -59,6 +56,12 @@ VALUES
      'template:default/go-service', '{}', '2026-01-01', '2026-03-01', NULL),
     ('user:default/ann', 'user', NULL, 'ann', NULL, NULL, NULL, NULL, '{}', '2026-01-01', '2026-03-01', NULL);
 UPDATE engineering.catalog_entities SET spec = '{"memberOf": ["discovery"]}' WHERE entity_ref = 'user:default/ann';
+-- a component without a type is no service (not eligible); hand-made rows
+-- follow the connector's conventions (lower-case kind, ref from the parts)
+INSERT INTO engineering.catalog_entities (entity_ref, kind, name, service, first_seen_at, last_seen_at)
+VALUES ('component:default/untyped', 'component', 'untyped', 'untyped', '2026-01-01', '2026-03-01');
+INSERT INTO engineering.catalog_entities (entity_ref, kind, name) VALUES ('component:default/x', 'Component', 'x');
+INSERT INTO engineering.catalog_entities (entity_ref, kind, name) VALUES ('component:default/x', 'component', 'y');
 
 INSERT INTO engineering.deployments (external_id, service, environment, commit_sha, started_at, finished_at, status) VALUES
     ('d-aaa1', 'checkout', 'production', 'aaaaaaa1', '2026-01-31 09:50+00', '2026-01-31 10:00+00', 'success'),
@@ -193,6 +196,7 @@ INSERT INTO engineering.scorecard_rules (scorecard, level, rule, expression, des
 --   search:   owned (by a user), 1 deployment               -> one
 --   billing:  no owner                                      -> none
 --   legacy, web: owned, no deployment                       -> one
+--   untyped: no owner                                       -> none
 SELECT service, level, passed, failed, errors FROM engineering.scorecards('2026-03-01') WHERE scorecard = 'test';
 
 -- the shipped scorecard: bronze needs an owner, not deprecated, a

@@ -29,7 +29,8 @@ CREATE TABLE engineering.catalog_entities (
                     CHECK (entity_ref ~ '^[a-z0-9][^:/]*:[^:/]+/[^:/]+$'
                            OR engineering._reject_value('catalog_entities.entity_ref', entity_ref, 'expected kind:namespace/name in lower case')),
     kind            text NOT NULL
-                    CHECK (btrim(kind) <> '' OR engineering._reject_value('catalog_entities.kind', kind, 'kind must not be empty')),
+                    CHECK ((btrim(kind) <> '' AND kind = lower(kind))
+                           OR engineering._reject_value('catalog_entities.kind', kind, 'kind must be a non-empty lower-case word (component, group, ...)')),
     type            text,
     namespace       text NOT NULL DEFAULT 'default',
     name            text NOT NULL

@@ -138,6 +138,18 @@ TO engineering_writer;
 GRANT INSERT, UPDATE, DELETE ON engineering.dora_settings, engineering.dora_benchmarks TO engineering_admin;
 
 ------------------------------------------------------------------------------
+-- The service catalog (the Backstage connector's tables): read like the
+-- events, and written like them by writers (hand-made catalogs, start
+-- dates moved back).
+------------------------------------------------------------------------------
+
+GRANT SELECT ON
+    engineering.catalog_entities, engineering.catalog_groups, engineering.catalog_users,
+    engineering.catalog_memberships
+TO engineering_reader;
+GRANT INSERT, UPDATE, DELETE ON engineering.catalog_entities TO engineering_writer;
+
+------------------------------------------------------------------------------
 -- Left to the extension's owner (the background worker runs as a
 -- superuser): engineering.source_secrets (REVOKEd from PUBLIC in the sync
 -- part), _store_token and _sync_source (idem), and the alert evaluation,

@@ -76,7 +76,8 @@ BEGIN ATOMIC
            c.system, c.template, c.tags, c.first_seen_at, c.eligible,
            count(*) OVER (PARTITION BY c.service)
     FROM (SELECT e.*,
-                 e.type = ANY (s.eligible_types) AND lower(coalesce(e.lifecycle, '')) <> 'deprecated' AS eligible
+                 coalesce(e.type = ANY (s.eligible_types), false)
+                 AND lower(coalesce(e.lifecycle, '')) <> 'deprecated' AS eligible
           FROM engineering.catalog_entities e
           CROSS JOIN engineering.platform_settings s
           WHERE e.kind = 'component' AND e.service IS NOT NULL

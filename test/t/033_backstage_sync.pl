@@ -6,8 +6,8 @@
 # definition left out by the engine; a re-sync that changes nothing; a
 # changed and a removed entity (marked removed, kept); a 429 in the middle
 # of a listing (the listing resumes from its cursor and marks nothing
-# removed on the way); a wrong token (401, Backstage's error envelope, no
-# token in any row).
+# removed on the way); a malformed page (an error run, the listing resumes);
+# a wrong token (401, Backstage's error envelope, no token in any row).
 use strict;
 use warnings;
 use utf8;
@@ -159,6 +159,15 @@ like($mock->requests(vendor => 'backstage')->[0]{query}, qr/^cursor=/, 'resuming
 $e = expected($mock->world('backstage'));
 is_deeply(stored(0), $e, 'nothing was lost or doubled across the interruption');
 is(scalar(keys %{ stored(1) }), 2, 'two entities are marked removed now');
+
+# --- a page that is not JSON ------------------------------------------------------------------
+$mock->fault(match => { vendor => 'backstage', query => '^cursor=' }, count => 1, kind => 'malformed');
+($st, $pages, $changed, $err) = sync_row();
+is($st, 'error', 'a malformed page is an error run');
+like($err, qr/^bad response body \(GET .*cursor=/, 'that names the page');
+is(scalar(keys %{ stored(1) }), 2, 'the unfinished listing marks nothing removed');
+($st, $pages, $changed) = sync_row();
+is("$st|$changed", 'ok|0', 'the next sync finishes the listing and finds nothing changed');
 
 # --- a wrong token -------------------------------------------------------------------------------
 $node->safe_psql('postgres', "SELECT engineering.set_source_token('cat', 'bs-wrong-token-987')");
