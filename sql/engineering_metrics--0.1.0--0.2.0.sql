@@ -2259,7 +2259,8 @@ RETURNS TABLE (golden_path text, kind text, on_path boolean, services bigint,
                lead_time interval, lead_time_level text,
                change_failure_rate float8, change_failure_rate_level text,
                time_to_restore interval, time_to_restore_level text,
-               failed_deployment_recovery_time interval, rework_rate float8)
+               failed_deployment_recovery_time interval, failed_deployment_recovery_time_level text,
+               rework_rate float8)
 LANGUAGE sql STABLE PARALLEL SAFE
 SET jit = off
 BEGIN ATOMIC
@@ -2280,7 +2281,8 @@ BEGIN ATOMIC
     SELECT g.golden_path, g.kind, g.on_path, cardinality(g.members)::bigint,
            r.deployments, r.deployment_days_per_week, r.deployment_frequency_level,
            r.lead_time, r.lead_time_level, r.change_failure_rate, r.change_failure_rate_level,
-           r.time_to_restore, r.time_to_restore_level, r.failed_deployment_recovery_time, r.rework_rate
+           r.time_to_restore, r.time_to_restore_level, r.failed_deployment_recovery_time,
+           r.failed_deployment_recovery_time_level, r.rework_rate
     FROM groups g
     CROSS JOIN LATERAL engineering._dora_report(dora_by_golden_path.from_ts, dora_by_golden_path.to_ts, g.members, false,
                                                 dora_by_golden_path.environment, dora_by_golden_path.benchmark_year,
@@ -2338,7 +2340,9 @@ RETURNS TABLE (
     flaky_rate                  float8,
     open_incidents              bigint,
     last_deployment_at          timestamptz,
-    days_since_last_deployment  float8
+    days_since_last_deployment  float8,
+    failed_deployment_recovery_time       interval,
+    failed_deployment_recovery_time_level text
 )
 LANGUAGE sql STABLE PARALLEL SAFE
 SET jit = off
@@ -2412,11 +2416,13 @@ BEGIN ATOMIC
               AND (b.metric, b.level) IN (('deployment_frequency', d.deployment_frequency_level),
                                           ('lead_time', d.lead_time_level),
                                           ('change_failure_rate', d.change_failure_rate_level),
-                                          ('time_to_restore', d.time_to_restore_level))
+                                          ('time_to_restore', d.time_to_restore_level),
+                                          ('failed_deployment_recovery_time', d.failed_deployment_recovery_time_level))
             ORDER BY b.rank DESC, b.metric LIMIT 1),
            coalesce(ci.runs, 0), ci.success_rate, ci.flaky_rate,
            coalesce(i.open, 0), l.at,
-           extract(epoch FROM service_facts_at.at - l.at)::float8 / 86400
+           extract(epoch FROM service_facts_at.at - l.at)::float8 / 86400,
+           d.failed_deployment_recovery_time, d.failed_deployment_recovery_time_level
     FROM services v
     LEFT JOIN catalog c ON c.service = v.service
     LEFT JOIN dora d ON d.service = v.service
@@ -2467,6 +2473,8 @@ COMMENT ON COLUMN engineering.service_facts.flaky_rate IS 'share of the (pipelin
 COMMENT ON COLUMN engineering.service_facts.open_incidents IS 'incidents open now';
 COMMENT ON COLUMN engineering.service_facts.last_deployment_at IS 'its latest successful production deployment';
 COMMENT ON COLUMN engineering.service_facts.days_since_last_deployment IS 'days since then (fractional); NULL when it never deployed';
+COMMENT ON COLUMN engineering.service_facts.failed_deployment_recovery_time IS 'dora() over the last 90 days';
+COMMENT ON COLUMN engineering.service_facts.failed_deployment_recovery_time_level IS 'dora() over the last 90 days (graded by the 2023 tiers; time_to_restore_level by the 2021 ones)';
 
 ------------------------------------------------------------------------------
 -- Scorecards
@@ -3677,8 +3685,14 @@ BEGIN
             (1, 'deployment_frequency', 'deployment frequency', 'deployment days/week', r.deployment_days_per_week, r.deployment_frequency_level),
             (2, 'lead_time', 'lead time for changes', 'seconds', extract(epoch FROM r.lead_time)::float8, r.lead_time_level),
             (3, 'change_failure_rate', 'change failure rate', 'ratio', r.change_failure_rate, r.change_failure_rate_level),
-            (4, 'time_to_restore', 'time to restore', 'seconds', extract(epoch FROM r.time_to_restore)::float8, r.time_to_restore_level))
+            (4, 'time_to_restore', 'time to restore', 'seconds', extract(epoch FROM r.time_to_restore)::float8, r.time_to_restore_level),
+            (4, 'failed_deployment_recovery_time', 'failed deployment recovery time', 'seconds',
+             extract(epoch FROM r.failed_deployment_recovery_time)::float8, r.failed_deployment_recovery_time_level))
             AS k(ord, metric, measure, unit, value, level)
+        -- the recovery key the benchmark year grades: time to restore (2021)
+        -- or failed deployment recovery time (2023)
+        WHERE EXISTS (SELECT 1 FROM engineering.dora_benchmarks b
+                      WHERE b.report_year = bench_year AND b.metric = k.metric)
     ), dora_team AS (
         SELECT DISTINCT ON (k.team, k.ord) k.team, k.ord, k.measure, k.unit, k.value, k.level,
                CASE WHEN k.rank IS NULL THEN NULL WHEN k.rank <= 2 THEN 'good' WHEN k.rank >= k.lowest THEN 'poor' ELSE 'fair' END AS grade,

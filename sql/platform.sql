@@ -147,11 +147,11 @@ FROM engineering.dora_by_golden_path('2026-02-01', '2026-03-01');
 -- a group of one service gets exactly dora()'s row for it
 SELECT (SELECT row(g.deployments, g.deployment_days_per_week, g.deployment_frequency_level, g.lead_time, g.lead_time_level,
                    g.change_failure_rate, g.change_failure_rate_level, g.time_to_restore, g.time_to_restore_level,
-                   g.failed_deployment_recovery_time, g.rework_rate)::text
+                   g.failed_deployment_recovery_time, g.failed_deployment_recovery_time_level, g.rework_rate)::text
         FROM engineering.dora_by_golden_path('2026-02-01', '2026-03-01') g WHERE g.golden_path = 'tier1')
      = (SELECT row(d.deployments, d.deployment_days_per_week, d.deployment_frequency_level, d.lead_time, d.lead_time_level,
                    d.change_failure_rate, d.change_failure_rate_level, d.time_to_restore, d.time_to_restore_level,
-                   d.failed_deployment_recovery_time, d.rework_rate)::text
+                   d.failed_deployment_recovery_time, d.failed_deployment_recovery_time_level, d.rework_rate)::text
         FROM engineering.dora('2026-02-01', '2026-03-01', 'payments') d) AS same_as_dora;
 SELECT * FROM engineering.dora_by_golden_path('2026-03-01', '2026-02-01');
 

@@ -197,7 +197,8 @@ RETURNS TABLE (golden_path text, kind text, on_path boolean, services bigint,
                lead_time interval, lead_time_level text,
                change_failure_rate float8, change_failure_rate_level text,
                time_to_restore interval, time_to_restore_level text,
-               failed_deployment_recovery_time interval, rework_rate float8)
+               failed_deployment_recovery_time interval, failed_deployment_recovery_time_level text,
+               rework_rate float8)
 LANGUAGE sql STABLE PARALLEL SAFE
 SET jit = off
 BEGIN ATOMIC
@@ -218,7 +219,8 @@ BEGIN ATOMIC
     SELECT g.golden_path, g.kind, g.on_path, cardinality(g.members)::bigint,
            r.deployments, r.deployment_days_per_week, r.deployment_frequency_level,
            r.lead_time, r.lead_time_level, r.change_failure_rate, r.change_failure_rate_level,
-           r.time_to_restore, r.time_to_restore_level, r.failed_deployment_recovery_time, r.rework_rate
+           r.time_to_restore, r.time_to_restore_level, r.failed_deployment_recovery_time,
+           r.failed_deployment_recovery_time_level, r.rework_rate
     FROM groups g
     CROSS JOIN LATERAL engineering._dora_report(dora_by_golden_path.from_ts, dora_by_golden_path.to_ts, g.members, false,
                                                 dora_by_golden_path.environment, dora_by_golden_path.benchmark_year,

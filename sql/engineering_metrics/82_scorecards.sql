@@ -45,7 +45,9 @@ RETURNS TABLE (
     flaky_rate                  float8,
     open_incidents              bigint,
     last_deployment_at          timestamptz,
-    days_since_last_deployment  float8
+    days_since_last_deployment  float8,
+    failed_deployment_recovery_time       interval,
+    failed_deployment_recovery_time_level text
 )
 LANGUAGE sql STABLE PARALLEL SAFE
 SET jit = off
@@ -119,11 +121,13 @@ BEGIN ATOMIC
               AND (b.metric, b.level) IN (('deployment_frequency', d.deployment_frequency_level),
                                           ('lead_time', d.lead_time_level),
                                           ('change_failure_rate', d.change_failure_rate_level),
-                                          ('time_to_restore', d.time_to_restore_level))
+                                          ('time_to_restore', d.time_to_restore_level),
+                                          ('failed_deployment_recovery_time', d.failed_deployment_recovery_time_level))
             ORDER BY b.rank DESC, b.metric LIMIT 1),
            coalesce(ci.runs, 0), ci.success_rate, ci.flaky_rate,
            coalesce(i.open, 0), l.at,
-           extract(epoch FROM service_facts_at.at - l.at)::float8 / 86400
+           extract(epoch FROM service_facts_at.at - l.at)::float8 / 86400,
+           d.failed_deployment_recovery_time, d.failed_deployment_recovery_time_level
     FROM services v
     LEFT JOIN catalog c ON c.service = v.service
     LEFT JOIN dora d ON d.service = v.service
@@ -174,6 +178,8 @@ COMMENT ON COLUMN engineering.service_facts.flaky_rate IS 'share of the (pipelin
 COMMENT ON COLUMN engineering.service_facts.open_incidents IS 'incidents open now';
 COMMENT ON COLUMN engineering.service_facts.last_deployment_at IS 'its latest successful production deployment';
 COMMENT ON COLUMN engineering.service_facts.days_since_last_deployment IS 'days since then (fractional); NULL when it never deployed';
+COMMENT ON COLUMN engineering.service_facts.failed_deployment_recovery_time IS 'dora() over the last 90 days';
+COMMENT ON COLUMN engineering.service_facts.failed_deployment_recovery_time_level IS 'dora() over the last 90 days (graded by the 2023 tiers; time_to_restore_level by the 2021 ones)';
 
 ------------------------------------------------------------------------------
 -- Scorecards

@@ -193,8 +193,14 @@ BEGIN
             (1, 'deployment_frequency', 'deployment frequency', 'deployment days/week', r.deployment_days_per_week, r.deployment_frequency_level),
             (2, 'lead_time', 'lead time for changes', 'seconds', extract(epoch FROM r.lead_time)::float8, r.lead_time_level),
             (3, 'change_failure_rate', 'change failure rate', 'ratio', r.change_failure_rate, r.change_failure_rate_level),
-            (4, 'time_to_restore', 'time to restore', 'seconds', extract(epoch FROM r.time_to_restore)::float8, r.time_to_restore_level))
+            (4, 'time_to_restore', 'time to restore', 'seconds', extract(epoch FROM r.time_to_restore)::float8, r.time_to_restore_level),
+            (4, 'failed_deployment_recovery_time', 'failed deployment recovery time', 'seconds',
+             extract(epoch FROM r.failed_deployment_recovery_time)::float8, r.failed_deployment_recovery_time_level))
             AS k(ord, metric, measure, unit, value, level)
+        -- the recovery key the benchmark year grades: time to restore (2021)
+        -- or failed deployment recovery time (2023)
+        WHERE EXISTS (SELECT 1 FROM engineering.dora_benchmarks b
+                      WHERE b.report_year = bench_year AND b.metric = k.metric)
     ), dora_team AS (
         SELECT DISTINCT ON (k.team, k.ord) k.team, k.ord, k.measure, k.unit, k.value, k.level,
                CASE WHEN k.rank IS NULL THEN NULL WHEN k.rank <= 2 THEN 'good' WHEN k.rank >= k.lowest THEN 'poor' ELSE 'fair' END AS grade,
