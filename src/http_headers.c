@@ -399,25 +399,44 @@ exponential(int64_t base, int failures, int64_t cap)
 }
 
 /*
+ * quota_left
+ *
+ * Whether a remaining-count header says the quota is not used up.  Absent
+ * or unparsable counts say nothing, so the reset beside them is trusted.
+ */
+static bool
+quota_left(const char *remaining)
+{
+	int64_t		n;
+
+	return emh_parse_int64(remaining, &n) && n > 0;
+}
+
+/*
  * emh_backoff_seconds
  *
  * One routine for every vendor, so that the order of precedence is decided
  * once: an explicit Retry-After is the server's own instruction, a reset
- * time is the next best thing, and only without either do we guess.
+ * time is the next best thing when the quota it resets is spent, and only
+ * without either do we guess.
  */
 int64_t
-emh_backoff_seconds(bool rate_limited, const char *retry_after,
-					const char *x_ratelimit_reset, const char *ratelimit_reset,
+emh_backoff_seconds(bool rate_limited, const EmhRateLimitHeaders *h,
 					int64_t now, int failures)
 {
+	static const EmhRateLimitHeaders none = {0};
 	int64_t		delay;
 
 	if (!rate_limited)
 		return exponential(EMH_ERROR_BASE, failures, EMH_ERROR_CAP);
+	if (h == NULL)
+		h = &none;
 
-	if ((emh_retry_after_seconds(retry_after, now, &delay) && delay > 0) ||
-		(emh_reset_seconds(x_ratelimit_reset, now, &delay) && delay > 0) ||
-		(emh_reset_seconds(ratelimit_reset, now, &delay) && delay > 0))
+	if ((emh_retry_after_seconds(h->retry_after, now, &delay) && delay > 0) ||
+		(!quota_left(h->x_ratelimit_remaining) &&
+		 emh_reset_seconds(h->x_ratelimit_reset, now, &delay) && delay > 0) ||
+		(!quota_left(h->ratelimit_remaining) &&
+		 emh_reset_seconds(h->ratelimit_reset, now, &delay) && delay > 0))
 		return delay > EMH_MAX_DELAY_SECONDS ? EMH_MAX_DELAY_SECONDS : delay;
 
 	return exponential(EMH_RATE_LIMIT_BASE, failures, EMH_ERROR_CAP);

@@ -60,21 +60,38 @@ extern bool emh_retry_after_seconds(const char *value, int64_t now, int64_t *del
 extern bool emh_reset_seconds(const char *value, int64_t now, int64_t *delay);
 
 /*
+ * The headers of a rate-limited response that the backoff routine reads;
+ * any of them may be NULL (absent).  Each reset header comes with the
+ * remaining count of the same family: GitHub's x-ratelimit-*, and the
+ * RateLimit-* of GitLab and PagerDuty (or a connector's own wait header,
+ * which has no remaining count).
+ */
+typedef struct EmhRateLimitHeaders
+{
+	const char *retry_after;
+	const char *x_ratelimit_reset;
+	const char *x_ratelimit_remaining;
+	const char *ratelimit_reset;
+	const char *ratelimit_remaining;
+} EmhRateLimitHeaders;
+
+/*
  * The single backoff routine of the sync engine: how many seconds from now
  * a source should next be tried.
  *
- * rate_limited: Retry-After, then x-ratelimit-reset, then ratelimit-reset;
- *   a header that points to the past or is unparsable is skipped; without
- *   any, 60 s doubled per consecutive failure.  Result in [1, one day].
+ * rate_limited (GitHub's documented rule, applied to every vendor):
+ *   Retry-After first; a reset header only when its remaining count is 0
+ *   or absent (x-ratelimit-reset, then ratelimit-reset); otherwise (a
+ *   secondary limit with quota left, where the reset is the primary
+ *   window's, up to an hour away) 60 s doubled per consecutive failure.
+ *   A header that points to the past or is unparsable is skipped.
+ *   Result in [1, one day].
  * otherwise (errors): 30 s doubled per consecutive failure, capped at an
  *   hour.
  *
- * failures counts this failure too (1 for the first).  Any argument may
- * be NULL.
+ * failures counts this failure too (1 for the first).  h may be NULL.
  */
-extern int64_t emh_backoff_seconds(bool rate_limited, const char *retry_after,
-								   const char *x_ratelimit_reset,
-								   const char *ratelimit_reset,
+extern int64_t emh_backoff_seconds(bool rate_limited, const EmhRateLimitHeaders *h,
 								   int64_t now, int failures);
 
 /*

@@ -164,7 +164,7 @@ fail(SyncRun *r, RunStatus status, const char *msg, int64 backoff_s)
 static int64
 error_backoff(SyncRun *r)
 {
-	return emh_backoff_seconds(false, NULL, NULL, NULL, 0, r->failures + 1);
+	return emh_backoff_seconds(false, NULL, 0, r->failures + 1);
 }
 
 /* ---------------------------------------------------------------------
@@ -455,15 +455,18 @@ classify(SyncRun *r, Task *t, EmHttpResponse *resp)
 	if (resp->status == 429 ||
 		(resp->status >= 400 && r->conn->is_rate_limited != NULL && r->conn->is_rate_limited(resp)))
 	{
-		const char *wait = em_http_header(resp, "ratelimit-reset");
+		EmhRateLimitHeaders h = {
+			.retry_after = em_http_header(resp, "retry-after"),
+			.x_ratelimit_reset = em_http_header(resp, "x-ratelimit-reset"),
+			.x_ratelimit_remaining = em_http_header(resp, "x-ratelimit-remaining"),
+			.ratelimit_reset = em_http_header(resp, "ratelimit-reset"),
+			.ratelimit_remaining = em_http_header(resp, "ratelimit-remaining"),
+		};
 		int64		delay;
 
-		if (wait == NULL && r->conn->rate_limit_wait_header != NULL)
-			wait = em_http_header(resp, r->conn->rate_limit_wait_header);
-		delay = emh_backoff_seconds(true,
-									em_http_header(resp, "retry-after"),
-									em_http_header(resp, "x-ratelimit-reset"),
-									wait, (int64) time(NULL), r->failures + 1);
+		if (h.ratelimit_reset == NULL && r->conn->rate_limit_wait_header != NULL)
+			h.ratelimit_reset = em_http_header(resp, r->conn->rate_limit_wait_header);
+		delay = emh_backoff_seconds(true, &h, (int64) time(NULL), r->failures + 1);
 
 		fail(r, RUN_RATE_LIMITED,
 			 psprintf("rate limited: HTTP %ld (GET %s); retrying in %lld s",

@@ -319,7 +319,8 @@ em_link_next(PG_FUNCTION_ARGS)
 
 /*
  * engineering._backoff_seconds(rate_limited, retry_after,
- *     x_ratelimit_reset, ratelimit_reset, at, failures)
+ *     x_ratelimit_reset, x_ratelimit_remaining, ratelimit_reset,
+ *     ratelimit_remaining, at, failures)
  *
  * The engine's backoff routine, exposed so that its rules are tested in
  * pg_regress with fixed times.
@@ -327,20 +328,25 @@ em_link_next(PG_FUNCTION_ARGS)
 Datum
 em_backoff_seconds(PG_FUNCTION_ARGS)
 {
-	const char *h[3] = {NULL, NULL, NULL};
+	const char *v[5] = {NULL, NULL, NULL, NULL, NULL};
+	EmhRateLimitHeaders h;
 	TimestampTz at;
 	int64		now;
 
-	if (PG_ARGISNULL(0) || PG_ARGISNULL(4) || PG_ARGISNULL(5))
+	if (PG_ARGISNULL(0) || PG_ARGISNULL(6) || PG_ARGISNULL(7))
 		PG_RETURN_NULL();
-	for (int i = 0; i < 3; i++)
+	for (int i = 0; i < 5; i++)
 		if (!PG_ARGISNULL(i + 1))
-			h[i] = text_to_cstring(PG_GETARG_TEXT_PP(i + 1));
-	at = PG_GETARG_TIMESTAMPTZ(4);
+			v[i] = text_to_cstring(PG_GETARG_TEXT_PP(i + 1));
+	h.retry_after = v[0];
+	h.x_ratelimit_reset = v[1];
+	h.x_ratelimit_remaining = v[2];
+	h.ratelimit_reset = v[3];
+	h.ratelimit_remaining = v[4];
+	at = PG_GETARG_TIMESTAMPTZ(6);
 	now = at / USECS_PER_SEC +
 		(int64) (POSTGRES_EPOCH_JDATE - UNIX_EPOCH_JDATE) * SECS_PER_DAY;
-	PG_RETURN_INT64(emh_backoff_seconds(PG_GETARG_BOOL(0), h[0], h[1], h[2], now,
-										PG_GETARG_INT32(5)));
+	PG_RETURN_INT64(emh_backoff_seconds(PG_GETARG_BOOL(0), &h, now, PG_GETARG_INT32(7)));
 }
 
 /*

@@ -34,7 +34,7 @@ A fault: {"match": {"vendor": "github", "method": "GET", "path": "regex",
 `count` requests (-1: all) that match after `skip` matches, with kind:
     status        {"status": 500, "body": {...} or "text", "headers": {...}, "bare": false}
                   (bare: without the vendor's common headers, as from a proxy)
-    rate_limit    {"status": 403|429, "reset_in": 3, "retry_after": null,
+    rate_limit    {"status": 403|429, "reset_in": 3 or "reset_at": epoch, "retry_after": null,
                    "style": "github"|"gitlab"|"pagerduty", "secondary": false}
     slow          {"delay": 5}  (then the normal response)
     truncate      {"mode": "close"} (Content-Length promised, half sent, connection closed)
@@ -127,7 +127,8 @@ def fault_response(fault, req):
         return resp
     if kind == "rate_limit":
         now = int(time.time())
-        reset = now + int(fault.get("reset_in", 60))
+        # reset_at (epoch seconds) lets a test know the exact instant it sent
+        reset = int(fault["reset_at"]) if "reset_at" in fault else now + int(fault.get("reset_in", 60))
         style = fault.get("style", "github")
         headers = []
         if style == "github":
