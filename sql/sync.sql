@@ -179,6 +179,8 @@ SELECT engineering._ts('true'::jsonb);
 SELECT engineering._ts('{"t": 1}'::jsonb);
 SELECT engineering._ts('[1]'::jsonb);
 SELECT engineering._ts('1e30'::jsonb);
+SELECT engineering._ts('1e400'::jsonb);
+SELECT engineering._ts('-1e400'::jsonb);
 -- the session's time zone changes how a time is shown, not which instant it is
 SET timezone = 'America/New_York';
 SELECT engineering._ts('2024-05-01T14:00:00+02:00') = '2024-05-01 12:00:00+00' AS same_instant,

@@ -33,6 +33,7 @@
 
 #include "access/xact.h"
 #include "catalog/pg_type.h"
+#include "common/hashfn.h"
 #include "executor/spi.h"
 #include "mb/pg_wchar.h"
 #include "miscadmin.h"
@@ -94,13 +95,24 @@ typedef struct SyncRun
 	SPIPlanPtr	plan_ingest;
 	SPIPlanPtr	plan_delete;
 	SPIPlanPtr	plan_bump;
+	SPIPlanPtr	plan_loop;
+	List	   *last_pages;		/* LastPage of each stream, to tell a loop from a long list */
 } SyncRun;
+
+typedef struct LastPage
+{
+	char	   *stream;
+	uint32		hash;
+	size_t		len;
+} LastPage;
 
 typedef struct Task
 {
 	int64		id;
 	char	   *stream;
 	char	   *url;			/* absolute URL to request */
+	char	   *queued_url;		/* the URL as queued (may be relative) */
+	int64		last_queued_id; /* the source's newest task before this page */
 	bool		missing_ok;
 	char	   *token;			/* NULL: anonymous */
 	char	   *basic_user;
@@ -137,7 +149,8 @@ unit_abort(SyncRun *r, EmUnit *u)
 static void
 run_free_plans(SyncRun *r)
 {
-	SPIPlanPtr *plans[] = {&r->plan_next, &r->plan_ingest, &r->plan_delete, &r->plan_bump};
+	SPIPlanPtr *plans[] = {&r->plan_next, &r->plan_ingest, &r->plan_delete, &r->plan_bump,
+	&r->plan_loop};
 
 	for (int i = 0; i < (int) lengthof(plans); i++)
 		em_spi_free_plan(plans[i]);
@@ -321,7 +334,8 @@ next_task(SyncRun *r, Task *t)
 	em_spi_exec_plan(&r->plan_next,
 				  psprintf("SELECT t.id, t.stream, t.url, s.base_url, sec.token,"
 						   " s.config->>'token_file', s.config->>'token_env',"
-						   " coalesce((t.payload->>'missing_ok')::boolean, false), s.config->>%s"
+						   " coalesce((t.payload->>'missing_ok')::boolean, false), s.config->>%s,"
+						   " (SELECT max(q.id) FROM engineering.sync_tasks q WHERE q.source_id = $1)"
 						   " FROM engineering.sync_tasks t"
 						   " JOIN engineering.sources s ON s.id = t.source_id"
 						   " LEFT JOIN engineering.source_secrets sec ON sec.source_id = s.id"
@@ -342,6 +356,8 @@ next_task(SyncRun *r, Task *t)
 		env = em_spi_string(7, r->page_cxt);
 		t->missing_ok = DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 8, &isnull));
 		t->basic_user = em_spi_string(9, r->page_cxt);
+		t->last_queued_id = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 10, &isnull));
+		t->queued_url = url;
 	}
 	unit_commit(r, &u);
 	if (!found)
@@ -500,6 +516,69 @@ classify(SyncRun *r, Task *t, EmHttpResponse *resp)
 }
 
 /*
+ * check_pagination_loop
+ *
+ * A server whose next link is the page itself, or that answers every
+ * further page of a stream with the same body as the stream's previous
+ * page and yet another next link, would be paged forever: each run ends "ok" with a follow-up queued.  Only the
+ * tasks this page queued are looked at (ids above the newest before it),
+ * so a list that legitimately repeats an address elsewhere is not
+ * mistaken for a loop, nor are two empty windows that link nowhere.
+ */
+static void
+check_pagination_loop(SyncRun *r, Task *t, EmHttpResponse *resp)
+{
+	Oid			types[4] = {INT4OID, INT8OID, TEXTOID, TEXTOID};
+	Datum		values[4] = {Int32GetDatum(r->source_id), Int64GetDatum(t->last_queued_id),
+	CStringGetTextDatum(t->queued_url), CStringGetTextDatum(t->stream)};
+	bool		isnull;
+	bool		to_itself = false;
+	bool		links_on = false;
+	uint32		hash = hash_bytes((const unsigned char *) resp->body, (int) resp->body_len);
+	LastPage   *last = NULL;
+	ListCell   *lc;
+
+	em_spi_exec_plan(&r->plan_loop,
+					 "SELECT coalesce(bool_or(url = $3), false), coalesce(bool_or(stream = $4), false)"
+					 " FROM engineering.sync_tasks WHERE source_id = $1 AND id > $2",
+					 4, types, values, NULL, SPI_OK_SELECT);
+	to_itself = DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+	links_on = DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull));
+	foreach(lc, r->last_pages)
+	{
+		if (strcmp(((LastPage *) lfirst(lc))->stream, t->stream) == 0)
+		{
+			last = (LastPage *) lfirst(lc);
+			break;
+		}
+	}
+
+	if (to_itself)
+		ereport(ERROR,
+				(errcode(ERRCODE_PROTOCOL_VIOLATION),
+				 errmsg("pagination loop: the next page of stream \"%s\" is the page itself", t->stream),
+				 errdetail("The server's next link points back at the page just read; nothing of it was stored.")));
+	if (links_on && last != NULL && last->hash == hash && last->len == resp->body_len)
+		ereport(ERROR,
+				(errcode(ERRCODE_PROTOCOL_VIOLATION),
+				 errmsg("pagination loop: a page of stream \"%s\" repeats the previous one and links to yet another",
+						t->stream),
+				 errdetail("The server answers every further page the same way; nothing of this page was stored.")));
+
+	if (last == NULL)
+	{
+		MemoryContext old = MemoryContextSwitchTo(r->cxt);
+
+		last = palloc(sizeof(LastPage));
+		last->stream = pstrdup(t->stream);
+		r->last_pages = lappend(r->last_pages, last);
+		MemoryContextSwitchTo(old);
+	}
+	last->hash = hash;
+	last->len = resp->body_len;
+}
+
+/*
  * ingest
  *
  * Parses the body and calls the connector's ingest function; the page's
@@ -549,6 +628,8 @@ ingest(SyncRun *r, Task *t, EmHttpResponse *resp)
 
 			items = isnull ? 0 : DatumGetInt64(d);
 		}
+		if (!missing)
+			check_pagination_loop(r, t, resp);
 		{
 			Oid			dtypes[1] = {INT8OID};
 			Datum		dvalues[1] = {Int64GetDatum(t->id)};

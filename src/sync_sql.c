@@ -278,17 +278,23 @@ em_ts_jsonb(PG_FUNCTION_ARGS)
 			PG_RETURN_TIMESTAMPTZ(parse_vendor_timestamp(v.val.string.val, v.val.string.len));
 		case jbvNumeric:
 			{
-				double		ms = DatumGetFloat8(DirectFunctionCall1(numeric_float8,
+				/* 1e400 becomes infinity here, refused below, not a float8 error */
+				double		ms = DatumGetFloat8(DirectFunctionCall1(numeric_float8_no_overflow,
 																	NumericGetDatum(v.val.numeric)));
 				double		us = rint(ms * 1000.0);
 				TimestampTz result;
 
 				if (isnan(us) || us < -9.0e15 || us > 9.0e15)
+				{
+					char	   *shown = DatumGetCString(DirectFunctionCall1(numeric_out,
+																			NumericGetDatum(v.val.numeric)));
+
+					/* a hostile 1e400 would otherwise fill the message with 401 digits */
 					ereport(ERROR,
 							(errcode(ERRCODE_DATETIME_VALUE_OUT_OF_RANGE),
-							 errmsg("epoch milliseconds out of range: %s",
-									DatumGetCString(DirectFunctionCall1(numeric_out,
-																		NumericGetDatum(v.val.numeric))))));
+							 errmsg("epoch milliseconds out of range: %.40s%s",
+									shown, strlen(shown) > 40 ? "..." : "")));
+				}
 				result = (TimestampTz) us -
 					((int64) (POSTGRES_EPOCH_JDATE - UNIX_EPOCH_JDATE) * USECS_PER_DAY);
 				if (!IS_VALID_TIMESTAMP(result))
