@@ -1,24 +1,11 @@
 -- Exact duration aggregates: lead_time, time_to_restore, mttr, downtime.
 -- Every result is compared with the plain-SQL way of computing it on
 -- thousands of random rows (setseed), with "=" and as text.
-SET client_min_messages = warning;
-DROP EXTENSION IF EXISTS engineering_metrics CASCADE;
-CREATE EXTENSION engineering_metrics;
-RESET client_min_messages;
+CALL regress.reset_extension();
 SET timezone = 'UTC';
 SET datestyle = 'ISO, YMD';
 SET intervalstyle = 'postgres';
 SET search_path = engineering, public;
-
--- error_of(query): the SQLSTATE and message a query raises, or 'no error'
-CREATE FUNCTION pg_temp.error_of(query text) RETURNS text
-LANGUAGE plpgsql AS $$
-BEGIN
-    EXECUTE query;
-    RETURN 'no error';
-EXCEPTION WHEN OTHERS THEN
-    RETURN SQLSTATE || ': ' || SQLERRM;
-END $$;
 
 ------------------------------------------------------------------------------
 -- A worked example on the event tables (values worked out by hand).
@@ -237,20 +224,20 @@ SELECT lead_time(a, b, f) FROM (VALUES (timestamptz '2024-01-01', timestamptz '2
 -- argument names), infinite timestamps, bad fractions, a fraction that
 -- changes within a group.
 ------------------------------------------------------------------------------
-SELECT pg_temp.error_of($$SELECT engineering.lead_time(c, d) FROM (VALUES (timestamptz '2024-01-02 10:00', timestamptz '2024-01-01 09:00')) v(c, d)$$);
-SELECT pg_temp.error_of($$SELECT engineering.time_to_restore(o, r, 0.5) FROM (VALUES (timestamptz '2024-01-02', timestamptz '2024-01-01')) v(o, r)$$);
-SELECT pg_temp.error_of($$SELECT engineering.mttr(o, r) FROM (VALUES (timestamptz '2024-01-02', timestamptz '2024-01-01')) v(o, r)$$);
-SELECT pg_temp.error_of($$SELECT engineering.downtime(s, e) FROM (VALUES (timestamptz '2024-01-02', timestamptz '2024-01-01')) v(s, e)$$);
-SELECT pg_temp.error_of($$SELECT engineering.mttr(o, r) FROM (VALUES (timestamptz '2024-01-01', timestamptz 'infinity')) v(o, r)$$);
-SELECT pg_temp.error_of($$SELECT engineering.lead_time(c, d) FROM (VALUES (timestamptz '-infinity', timestamptz '2024-01-01')) v(c, d)$$);
-SELECT pg_temp.error_of($$SELECT engineering.downtime(s, e) FROM (VALUES (timestamptz '4713-01-01 BC', timestamptz '294275-01-01')) v(s, e)$$);
-SELECT pg_temp.error_of($$SELECT engineering.lead_time(now(), now(), 1.5)$$);
-SELECT pg_temp.error_of($$SELECT engineering.lead_time(now(), now(), -0.1)$$);
-SELECT pg_temp.error_of($$SELECT engineering.time_to_restore(now(), now(), 'NaN')$$);
-SELECT pg_temp.error_of($$SELECT engineering.lead_time(c, d, f) FROM (VALUES (timestamptz '2024-01-01', timestamptz '2024-01-02', 0.5), ('2024-01-01', '2024-01-03', 0.9)) v(c, d, f)$$);
+SELECT regress.error_of($$SELECT engineering.lead_time(c, d) FROM (VALUES (timestamptz '2024-01-02 10:00', timestamptz '2024-01-01 09:00')) v(c, d)$$);
+SELECT regress.error_of($$SELECT engineering.time_to_restore(o, r, 0.5) FROM (VALUES (timestamptz '2024-01-02', timestamptz '2024-01-01')) v(o, r)$$);
+SELECT regress.error_of($$SELECT engineering.mttr(o, r) FROM (VALUES (timestamptz '2024-01-02', timestamptz '2024-01-01')) v(o, r)$$);
+SELECT regress.error_of($$SELECT engineering.downtime(s, e) FROM (VALUES (timestamptz '2024-01-02', timestamptz '2024-01-01')) v(s, e)$$);
+SELECT regress.error_of($$SELECT engineering.mttr(o, r) FROM (VALUES (timestamptz '2024-01-01', timestamptz 'infinity')) v(o, r)$$);
+SELECT regress.error_of($$SELECT engineering.lead_time(c, d) FROM (VALUES (timestamptz '-infinity', timestamptz '2024-01-01')) v(c, d)$$);
+SELECT regress.error_of($$SELECT engineering.downtime(s, e) FROM (VALUES (timestamptz '4713-01-01 BC', timestamptz '294275-01-01')) v(s, e)$$);
+SELECT regress.error_of($$SELECT engineering.lead_time(now(), now(), 1.5)$$);
+SELECT regress.error_of($$SELECT engineering.lead_time(now(), now(), -0.1)$$);
+SELECT regress.error_of($$SELECT engineering.time_to_restore(now(), now(), 'NaN')$$);
+SELECT regress.error_of($$SELECT engineering.lead_time(c, d, f) FROM (VALUES (timestamptz '2024-01-01', timestamptz '2024-01-02', 0.5), ('2024-01-01', '2024-01-03', 0.9)) v(c, d, f)$$);
 -- support functions with an internal or working state refuse to run
 -- outside an aggregate; those of a plain state type return a new state
-SELECT pg_temp.error_of($$SELECT engineering._duration_sketch_trans(NULL, now(), now())$$);
+SELECT regress.error_of($$SELECT engineering._duration_sketch_trans(NULL, now(), now())$$);
 SELECT engineering._mttr_trans('count=1 sum_us=60000000', '2024-01-01', '2024-01-01 00:02');
 
 ------------------------------------------------------------------------------
@@ -259,10 +246,10 @@ SELECT engineering._mttr_trans('count=1 sum_us=60000000', '2024-01-01', '2024-01
 SELECT 'count=3 sum_us=10'::mttr_state, ' count=0   sum_us=0 '::mttr_state;
 SELECT 'count=9223372036854775807 sum_us=85070591730234615847396907784232501249'::mttr_state::text
        = 'count=9223372036854775807 sum_us=85070591730234615847396907784232501249' AS largest_round_trips;
-SELECT pg_temp.error_of($$SELECT 'count=-1 sum_us=0'::engineering.mttr_state$$);
-SELECT pg_temp.error_of($$SELECT 'count=0 sum_us=5'::engineering.mttr_state$$);
-SELECT pg_temp.error_of($$SELECT 'count=1 sum_us=9223372036854775808'::engineering.mttr_state$$);
-SELECT pg_temp.error_of($$SELECT 'count=1sum_us=1'::engineering.mttr_state$$);
-SELECT pg_temp.error_of($$SELECT 'count=1 sum_us=1 extra'::engineering.mttr_state$$);
-SELECT pg_temp.error_of($$SELECT 'count=99999999999999999999 sum_us=1'::engineering.mttr_state$$);
-SELECT pg_temp.error_of($$SELECT ''::engineering.mttr_state$$);
+SELECT regress.error_of($$SELECT 'count=-1 sum_us=0'::engineering.mttr_state$$);
+SELECT regress.error_of($$SELECT 'count=0 sum_us=5'::engineering.mttr_state$$);
+SELECT regress.error_of($$SELECT 'count=1 sum_us=9223372036854775808'::engineering.mttr_state$$);
+SELECT regress.error_of($$SELECT 'count=1sum_us=1'::engineering.mttr_state$$);
+SELECT regress.error_of($$SELECT 'count=1 sum_us=1 extra'::engineering.mttr_state$$);
+SELECT regress.error_of($$SELECT 'count=99999999999999999999 sum_us=1'::engineering.mttr_state$$);
+SELECT regress.error_of($$SELECT ''::engineering.mttr_state$$);

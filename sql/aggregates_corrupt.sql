@@ -2,23 +2,10 @@
 -- burn_rate_state refuse corrupt, truncated and random input with an
 -- error (never a crash), and whatever they accept is a consistent value.
 -- recv is exercised for real through binary COPY.
-SET client_min_messages = warning;
-DROP EXTENSION IF EXISTS engineering_metrics CASCADE;
-CREATE EXTENSION engineering_metrics;
-RESET client_min_messages;
 SET timezone = 'UTC';
 SET datestyle = 'ISO, YMD';
 SET intervalstyle = 'postgres';
 SET search_path = engineering, public;
-
-CREATE FUNCTION pg_temp.error_of(query text) RETURNS text
-LANGUAGE plpgsql AS $$
-BEGIN
-    EXECUTE query;
-    RETURN 'no error';
-EXCEPTION WHEN OTHERS THEN
-    RETURN SQLSTATE || ': ' || SQLERRM;
-END $$;
 
 -- accepts(bytes): false when the bytea cast (recv's validation) refuses the
 -- bytes; true when it accepts them, after checking that the value is
@@ -86,14 +73,14 @@ FROM (SELECT pg_temp.accepts(CASE WHEN i % 2 = 0 THEN '\x0100'::bytea ELSE '\x':
 
 -- what exactly is refused (count=1 zeros=0 min=max=sum=1, one bucket, index 0, count 1: 01 00 01 00 01 01 01 01 00 01)
 SELECT pg_temp.accepts('\x01000100010101010001') AS valid_minimal;
-SELECT pg_temp.error_of($$SELECT '\x02000100010101010001'::bytea::engineering.duration_sketch$$) AS version_2;
-SELECT pg_temp.error_of($$SELECT '\x01010100010101010001'::bytea::engineering.duration_sketch$$) AS flags;
-SELECT pg_temp.error_of($$SELECT '\x0100810000010101010001'::bytea::engineering.duration_sketch$$) AS overlong_varint;
-SELECT pg_temp.error_of($$SELECT '\x0100ffffffffffffffffff7f00010101010001'::bytea::engineering.duration_sketch$$) AS varint_overflow;
-SELECT pg_temp.error_of($$SELECT '\x01000100010101010002'::bytea::engineering.duration_sketch$$) AS counts_mismatch;
-SELECT pg_temp.error_of($$SELECT '\x01000100010101010100'::bytea::engineering.duration_sketch$$) AS empty_bucket_index_1;
-SELECT pg_temp.error_of($$SELECT '\x0100010001010101ff1101'::bytea::engineering.duration_sketch$$) AS index_out_of_range;
-SELECT pg_temp.error_of($$SELECT '\x'::bytea::engineering.duration_sketch$$) AS empty;
+SELECT regress.error_of($$SELECT '\x02000100010101010001'::bytea::engineering.duration_sketch$$) AS version_2;
+SELECT regress.error_of($$SELECT '\x01010100010101010001'::bytea::engineering.duration_sketch$$) AS flags;
+SELECT regress.error_of($$SELECT '\x0100810000010101010001'::bytea::engineering.duration_sketch$$) AS overlong_varint;
+SELECT regress.error_of($$SELECT '\x0100ffffffffffffffffff7f00010101010001'::bytea::engineering.duration_sketch$$) AS varint_overflow;
+SELECT regress.error_of($$SELECT '\x01000100010101010002'::bytea::engineering.duration_sketch$$) AS counts_mismatch;
+SELECT regress.error_of($$SELECT '\x01000100010101010100'::bytea::engineering.duration_sketch$$) AS empty_bucket_index_1;
+SELECT regress.error_of($$SELECT '\x0100010001010101ff1101'::bytea::engineering.duration_sketch$$) AS index_out_of_range;
+SELECT regress.error_of($$SELECT '\x'::bytea::engineering.duration_sketch$$) AS empty;
 
 ------------------------------------------------------------------------------
 -- Text form.
@@ -108,19 +95,19 @@ FROM (SELECT pg_temp.accepts_text(overlay(t PLACING substr('0123456789 ,:=_-vxe'
 
 SELECT pg_temp.accepts_text('v1 count=1 zeros=0 min_us=1 max_us=1 sum_us=1 buckets=0:1') AS valid_minimal,
        pg_temp.accepts_text(E'  v1\tcount=1\nzeros=0 min_us=1 max_us=1 sum_us=1 buckets=0:1  ') AS blanks_accepted;
-SELECT pg_temp.error_of($$SELECT 'v2 count=1 zeros=0 min_us=1 max_us=1 sum_us=1 buckets=0:1'::engineering.duration_sketch$$) AS version;
-SELECT pg_temp.error_of($$SELECT 'v1 count=0 zeros=0 min_us=0 max_us=0 sum_us=0 buckets='::engineering.duration_sketch$$) AS empty_sketch;
-SELECT pg_temp.error_of($$SELECT 'v1 count=2 zeros=0 min_us=1 max_us=1 sum_us=2 buckets=0:1'::engineering.duration_sketch$$) AS count_mismatch;
-SELECT pg_temp.error_of($$SELECT 'v1 count=1 zeros=0 min_us=1 max_us=1 sum_us=1 buckets=5:1'::engineering.duration_sketch$$) AS bucket_without_integers;
-SELECT pg_temp.error_of($$SELECT 'v1 count=2 zeros=0 min_us=1 max_us=2 sum_us=3 buckets=36:1,0:1'::engineering.duration_sketch$$) AS out_of_order;
-SELECT pg_temp.error_of($$SELECT 'v1 count=2 zeros=0 min_us=1 max_us=2 sum_us=3 buckets=0:1,0:1'::engineering.duration_sketch$$) AS duplicate_index;
-SELECT pg_temp.error_of($$SELECT 'v1 count=1 zeros=0 min_us=2 max_us=2 sum_us=2 buckets=0:1'::engineering.duration_sketch$$) AS min_outside_bucket;
-SELECT pg_temp.error_of($$SELECT 'v1 count=2 zeros=0 min_us=1 max_us=2 sum_us=9 buckets=0:1,36:1'::engineering.duration_sketch$$) AS sum_inconsistent;
-SELECT pg_temp.error_of($$SELECT 'v1 count=2 zeros=1 min_us=1 max_us=2 sum_us=2 buckets=36:1'::engineering.duration_sketch$$) AS min_with_zeros;
-SELECT pg_temp.error_of($$SELECT 'v1 count=1 zeros=0 min_us=1 max_us=1 sum_us=1 buckets=0:0'::engineering.duration_sketch$$) AS zero_count_bucket;
-SELECT pg_temp.error_of($$SELECT 'v1 count=1 zeros=0 min_us=1 max_us=1 sum_us=1 buckets=0:1 junk'::engineering.duration_sketch$$) AS trailing_text;
-SELECT pg_temp.error_of($$SELECT 'v1 count=1 zeros=0 max_us=1 min_us=1 sum_us=1 buckets=0:1'::engineering.duration_sketch$$) AS fields_out_of_order;
-SELECT pg_temp.error_of($$SELECT 'v1 count=1 zeros=0 min_us=9223372036854775808 max_us=9223372036854775808 sum_us=9223372036854775808 buckets=2206:1'::engineering.duration_sketch$$) AS beyond_int64;
+SELECT regress.error_of($$SELECT 'v2 count=1 zeros=0 min_us=1 max_us=1 sum_us=1 buckets=0:1'::engineering.duration_sketch$$) AS version;
+SELECT regress.error_of($$SELECT 'v1 count=0 zeros=0 min_us=0 max_us=0 sum_us=0 buckets='::engineering.duration_sketch$$) AS empty_sketch;
+SELECT regress.error_of($$SELECT 'v1 count=2 zeros=0 min_us=1 max_us=1 sum_us=2 buckets=0:1'::engineering.duration_sketch$$) AS count_mismatch;
+SELECT regress.error_of($$SELECT 'v1 count=1 zeros=0 min_us=1 max_us=1 sum_us=1 buckets=5:1'::engineering.duration_sketch$$) AS bucket_without_integers;
+SELECT regress.error_of($$SELECT 'v1 count=2 zeros=0 min_us=1 max_us=2 sum_us=3 buckets=36:1,0:1'::engineering.duration_sketch$$) AS out_of_order;
+SELECT regress.error_of($$SELECT 'v1 count=2 zeros=0 min_us=1 max_us=2 sum_us=3 buckets=0:1,0:1'::engineering.duration_sketch$$) AS duplicate_index;
+SELECT regress.error_of($$SELECT 'v1 count=1 zeros=0 min_us=2 max_us=2 sum_us=2 buckets=0:1'::engineering.duration_sketch$$) AS min_outside_bucket;
+SELECT regress.error_of($$SELECT 'v1 count=2 zeros=0 min_us=1 max_us=2 sum_us=9 buckets=0:1,36:1'::engineering.duration_sketch$$) AS sum_inconsistent;
+SELECT regress.error_of($$SELECT 'v1 count=2 zeros=1 min_us=1 max_us=2 sum_us=2 buckets=36:1'::engineering.duration_sketch$$) AS min_with_zeros;
+SELECT regress.error_of($$SELECT 'v1 count=1 zeros=0 min_us=1 max_us=1 sum_us=1 buckets=0:0'::engineering.duration_sketch$$) AS zero_count_bucket;
+SELECT regress.error_of($$SELECT 'v1 count=1 zeros=0 min_us=1 max_us=1 sum_us=1 buckets=0:1 junk'::engineering.duration_sketch$$) AS trailing_text;
+SELECT regress.error_of($$SELECT 'v1 count=1 zeros=0 max_us=1 min_us=1 sum_us=1 buckets=0:1'::engineering.duration_sketch$$) AS fields_out_of_order;
+SELECT regress.error_of($$SELECT 'v1 count=1 zeros=0 min_us=9223372036854775808 max_us=9223372036854775808 sum_us=9223372036854775808 buckets=2206:1'::engineering.duration_sketch$$) AS beyond_int64;
 
 ------------------------------------------------------------------------------
 -- recv through binary COPY: valid values round-trip, corrupt ones are

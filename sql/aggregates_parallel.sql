@@ -1,10 +1,6 @@
 -- Parallel aggregation of every aggregate: the plans have a Partial
 -- Aggregate, and the results (including the sketch's bytes) equal the
 -- serial ones, also when a worker or a group sees no rows.
-SET client_min_messages = warning;
-DROP EXTENSION IF EXISTS engineering_metrics CASCADE;
-CREATE EXTENSION engineering_metrics;
-RESET client_min_messages;
 SET timezone = 'UTC';
 SET datestyle = 'ISO, YMD';
 SET intervalstyle = 'postgres';

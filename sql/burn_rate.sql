@@ -1,23 +1,10 @@
 -- burn_rate and error_budget_remaining: the SRE workbook example
 -- (reference anchors-slo.md section 7) and random data against exact
 -- numeric arithmetic.
-SET client_min_messages = warning;
-DROP EXTENSION IF EXISTS engineering_metrics CASCADE;
-CREATE EXTENSION engineering_metrics;
-RESET client_min_messages;
 SET timezone = 'UTC';
 SET datestyle = 'ISO, YMD';
 SET intervalstyle = 'postgres';
 SET search_path = engineering, public;
-
-CREATE FUNCTION pg_temp.error_of(query text) RETURNS text
-LANGUAGE plpgsql AS $$
-BEGIN
-    EXECUTE query;
-    RETURN 'no error';
-EXCEPTION WHEN OTHERS THEN
-    RETURN SQLSTATE || ': ' || SQLERRM;
-END $$;
 
 ------------------------------------------------------------------------------
 -- The workbook example: objective 99.9%, 30 days of minutes before "now"
@@ -92,7 +79,7 @@ SELECT burn_rate(good, total, 0.999),
 FROM (VALUES (5::bigint, 10::bigint), (990, 990)) v(good, total);
 
 -- Sub-case (b): an objective of 100% has no error budget.
-SELECT pg_temp.error_of($$SELECT engineering.burn_rate(5, 10, 1.0)$$);
+SELECT regress.error_of($$SELECT engineering.burn_rate(5, 10, 1.0)$$);
 
 -- Sub-case (d), timeslices: 10,073 good one-minute slices of 10,080 at
 -- 99.95%: budget 5.04 slices, 7 bad: burn 7 / 5.04 = 1.3888..., remaining
@@ -141,24 +128,24 @@ SELECT burn_rate(g, t, o), burn_rate(ok, o)
 FROM (VALUES (NULL::bigint, 10::bigint, 0.99::float8, NULL::boolean), (9, NULL, 0.99, NULL), (9, 10, NULL, true)) v(g, t, o, ok);
 SELECT burn_rate(g, t, 0.99) FROM (VALUES (NULL::bigint, 10::bigint), (9, 10)) v(g, t);
 
-SELECT pg_temp.error_of($$SELECT engineering.burn_rate(11, 10, 0.99)$$);
-SELECT pg_temp.error_of($$SELECT engineering.burn_rate(-1, 10, 0.99)$$);
-SELECT pg_temp.error_of($$SELECT engineering.burn_rate(0, -10, 0.99)$$);
-SELECT pg_temp.error_of($$SELECT engineering.burn_rate(1, 10, 0)$$);
-SELECT pg_temp.error_of($$SELECT engineering.burn_rate(1, 10, 99.9)$$);
-SELECT pg_temp.error_of($$SELECT engineering.burn_rate(true, 'NaN')$$);
-SELECT pg_temp.error_of($$SELECT engineering.error_budget_remaining(1, 10, -0.5)$$);
-SELECT pg_temp.error_of($$SELECT engineering.burn_rate(g, 10, o) FROM (VALUES (1::bigint, 0.99::float8), (1, 0.999)) v(g, o)$$);
-SELECT pg_temp.error_of($$SELECT engineering.burn_rate(t, t, 0.99) FROM (VALUES (9223372036854775807::bigint), (1)) v(t)$$);
+SELECT regress.error_of($$SELECT engineering.burn_rate(11, 10, 0.99)$$);
+SELECT regress.error_of($$SELECT engineering.burn_rate(-1, 10, 0.99)$$);
+SELECT regress.error_of($$SELECT engineering.burn_rate(0, -10, 0.99)$$);
+SELECT regress.error_of($$SELECT engineering.burn_rate(1, 10, 0)$$);
+SELECT regress.error_of($$SELECT engineering.burn_rate(1, 10, 99.9)$$);
+SELECT regress.error_of($$SELECT engineering.burn_rate(true, 'NaN')$$);
+SELECT regress.error_of($$SELECT engineering.error_budget_remaining(1, 10, -0.5)$$);
+SELECT regress.error_of($$SELECT engineering.burn_rate(g, 10, o) FROM (VALUES (1::bigint, 0.99::float8), (1, 0.999)) v(g, o)$$);
+SELECT regress.error_of($$SELECT engineering.burn_rate(t, t, 0.99) FROM (VALUES (9223372036854775807::bigint), (1)) v(t)$$);
 
 ------------------------------------------------------------------------------
 -- burn_rate_state: text form round trip and validation.
 ------------------------------------------------------------------------------
 SELECT 'objective=0.999 good=59100 total=60000'::burn_rate_state, 'good=0 total=0'::burn_rate_state,
        ' objective=0.9995  good=0 total=0 '::burn_rate_state;
-SELECT pg_temp.error_of($$SELECT 'objective=1 good=1 total=2'::engineering.burn_rate_state$$);
-SELECT pg_temp.error_of($$SELECT 'objective=nan good=1 total=2'::engineering.burn_rate_state$$);
-SELECT pg_temp.error_of($$SELECT 'objective=0.99 good=3 total=2'::engineering.burn_rate_state$$);
-SELECT pg_temp.error_of($$SELECT 'good=1 total=2'::engineering.burn_rate_state$$);
-SELECT pg_temp.error_of($$SELECT 'objective=0.99good=1 total=2'::engineering.burn_rate_state$$);
-SELECT pg_temp.error_of($$SELECT 'objective=0.99 total=2 good=1'::engineering.burn_rate_state$$);
+SELECT regress.error_of($$SELECT 'objective=1 good=1 total=2'::engineering.burn_rate_state$$);
+SELECT regress.error_of($$SELECT 'objective=nan good=1 total=2'::engineering.burn_rate_state$$);
+SELECT regress.error_of($$SELECT 'objective=0.99 good=3 total=2'::engineering.burn_rate_state$$);
+SELECT regress.error_of($$SELECT 'good=1 total=2'::engineering.burn_rate_state$$);
+SELECT regress.error_of($$SELECT 'objective=0.99good=1 total=2'::engineering.burn_rate_state$$);
+SELECT regress.error_of($$SELECT 'objective=0.99 total=2 good=1'::engineering.burn_rate_state$$);

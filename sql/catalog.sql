@@ -1,10 +1,6 @@
 -- Every public object of the extension is documented with COMMENT ON, and
 -- every function is marked PARALLEL SAFE or explains why not (none may be
 -- left at the default by accident).
-SET client_min_messages = warning;
-DROP EXTENSION IF EXISTS engineering_metrics CASCADE;
-CREATE EXTENSION engineering_metrics;
-RESET client_min_messages;
 
 -- objects owned by the extension that have no comment (expect none)
 SELECT pg_describe_object(classid, objid, 0) AS undocumented

@@ -1,9 +1,6 @@
 -- link_changes() and attribute_incidents(): hand-built timelines with the
 -- expected links worked out in the comments.
-SET client_min_messages = warning;
-DROP EXTENSION IF EXISTS engineering_metrics CASCADE;
-CREATE EXTENSION engineering_metrics;
-RESET client_min_messages;
+CALL regress.reset_extension();
 SET timezone = 'UTC';
 SET datestyle = 'ISO, YMD';
 

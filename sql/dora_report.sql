@@ -1,10 +1,7 @@
 -- dora(): hand-built timelines with every figure worked out in the
 -- comments, cross-checked against plain SQL over the same rows; then
 -- Middleware's and Pelorus' published fixtures.
-SET client_min_messages = warning;
-DROP EXTENSION IF EXISTS engineering_metrics CASCADE;
-CREATE EXTENSION engineering_metrics;
-RESET client_min_messages;
+CALL regress.reset_extension();
 SET timezone = 'UTC';
 SET datestyle = 'ISO, YMD';
 

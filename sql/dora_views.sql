@@ -1,10 +1,7 @@
 -- The DORA views (change_lead_times, deployment_outcomes,
 -- pull_request_cycle_times), pipeline_health(), and the two tables of
 -- choices (dora_settings, dora_benchmarks).
-SET client_min_messages = warning;
-DROP EXTENSION IF EXISTS engineering_metrics CASCADE;
-CREATE EXTENSION engineering_metrics;
-RESET client_min_messages;
+CALL regress.reset_extension();
 SET timezone = 'UTC';
 SET datestyle = 'ISO, YMD';
 

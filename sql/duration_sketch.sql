@@ -1,23 +1,10 @@
 -- duration_sketch: percentiles within 1% of percentile_cont on several
 -- distributions, exact mean and count, exact merges (byte for byte),
 -- bounded size, text and binary round trips.
-SET client_min_messages = warning;
-DROP EXTENSION IF EXISTS engineering_metrics CASCADE;
-CREATE EXTENSION engineering_metrics;
-RESET client_min_messages;
 SET timezone = 'UTC';
 SET datestyle = 'ISO, YMD';
 SET intervalstyle = 'postgres';
 SET search_path = engineering, public;
-
-CREATE FUNCTION pg_temp.error_of(query text) RETURNS text
-LANGUAGE plpgsql AS $$
-BEGIN
-    EXECUTE query;
-    RETURN 'no error';
-EXCEPTION WHEN OTHERS THEN
-    RETURN SQLSTATE || ': ' || SQLERRM;
-END $$;
 
 -- microseconds of an interval, exactly (numeric)
 CREATE FUNCTION pg_temp.us(i interval) RETURNS numeric
@@ -176,6 +163,6 @@ SELECT percentile(duration_sketch(s, s + d * interval '1 microsecond'), 0.5) AS 
 FROM generate_series(1, 57) d, (SELECT timestamptz '2024-01-01' AS s) t;
 
 -- bad fractions, a reversed row
-SELECT pg_temp.error_of($$SELECT engineering.percentile(sketch, 1.5) FROM sketches$$);
-SELECT pg_temp.error_of($$SELECT engineering.percentile(sketch, 'NaN') FROM sketches$$);
-SELECT pg_temp.error_of($$SELECT engineering.duration_sketch(timestamptz '2024-01-02', timestamptz '2024-01-01')$$);
+SELECT regress.error_of($$SELECT engineering.percentile(sketch, 1.5) FROM sketches$$);
+SELECT regress.error_of($$SELECT engineering.percentile(sketch, 'NaN') FROM sketches$$);
+SELECT regress.error_of($$SELECT engineering.duration_sketch(timestamptz '2024-01-02', timestamptz '2024-01-01')$$);

@@ -7,10 +7,6 @@
 -- messages of hand-made corruptions and the sketch's every truncation by
 -- cast; this file feeds random bytes through binary COPY itself, one row
 -- per COPY, for the three state types, and fuzzes the vendor-data parsers.
-SET client_min_messages = warning;
-DROP EXTENSION IF EXISTS engineering_metrics CASCADE;
-CREATE EXTENSION engineering_metrics;
-RESET client_min_messages;
 SET timezone = 'UTC';
 SET datestyle = 'ISO, YMD';
 SET intervalstyle = 'postgres';

@@ -1,10 +1,7 @@
 -- GitHub connector: the SQL that maps GitHub's JSON to rows, plans a sync
 -- and ingests pages, exercised with hand-written fixture payloads (no
--- network).  Shapes follow the REST API (api-contracts.md section 1).
-SET client_min_messages = warning;
-DROP EXTENSION IF EXISTS engineering_metrics CASCADE;
-CREATE EXTENSION engineering_metrics;
-RESET client_min_messages;
+-- network).  Shapes follow the REST API (https://docs.github.com/rest).
+CALL regress.reset_extension();
 SET timezone = 'UTC';
 SET datestyle = 'ISO, YMD';
 \set VERBOSITY terse

@@ -1,10 +1,8 @@
 -- Jenkins connector: the SQL that maps Jenkins' JSON to rows, plans a sync
 -- and ingests pages, exercised with hand-written fixture payloads (no
--- network).  Shapes follow the remote access API (api-contracts.md section 3).
-SET client_min_messages = warning;
-DROP EXTENSION IF EXISTS engineering_metrics CASCADE;
-CREATE EXTENSION engineering_metrics;
-RESET client_min_messages;
+-- network).  Shapes follow the remote access API
+-- (https://www.jenkins.io/doc/book/using/remote-access-api/).
+CALL regress.reset_extension();
 SET timezone = 'UTC';
 SET datestyle = 'ISO, YMD';
 \set VERBOSITY terse

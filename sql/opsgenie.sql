@@ -1,7 +1,4 @@
-SET client_min_messages = warning;
-DROP EXTENSION IF EXISTS engineering_metrics CASCADE;
-CREATE EXTENSION engineering_metrics;
-RESET client_min_messages;
+CALL regress.reset_extension();
 SET timezone = 'UTC';
 SET datestyle = 'ISO, YMD';
 -- errors are part of the expected output: their messages and hints, not

@@ -2,10 +2,7 @@
 -- every object of the extension has a decision (the catalog lists them, so
 -- an object added later shows up here), and each role can do exactly its
 -- part, tried for real as login roles that belong to one of them.
-SET client_min_messages = warning;
-DROP EXTENSION IF EXISTS engineering_metrics CASCADE;
-CREATE EXTENSION engineering_metrics;
-RESET client_min_messages;
+CALL regress.reset_extension();
 SET timezone = 'UTC';
 SET datestyle = 'ISO, YMD';
 SET intervalstyle = 'postgres';
@@ -149,16 +146,6 @@ CREATE ROLE regress_em_writer LOGIN IN ROLE engineering_writer;
 CREATE ROLE regress_em_admin LOGIN IN ROLE engineering_admin;
 CREATE ROLE regress_em_nobody LOGIN;
 
--- error_of(sql): 'ok' or the error, so that each attempt is one line
-CREATE FUNCTION pg_temp.error_of(query text) RETURNS text
-LANGUAGE plpgsql AS $$
-BEGIN
-    EXECUTE query;
-    RETURN 'ok';
-EXCEPTION WHEN OTHERS THEN
-    RETURN SQLSTATE || ': ' || SQLERRM;
-END $$;
-
 -- fixture, as the owner: a source with a token, an SLO, an event
 SELECT engineering.add_source('fixture', 'github', 'http://127.0.0.1:1',
                               '{"repository": "acme/shop"}', token => 'ghp_RegressRolesSecret42') AS fixture_id;
@@ -170,8 +157,8 @@ SELECT id, name, 'error', 'HTTP 401: Bad credentials' FROM engineering.sources W
 
 -- a role outside the groups cannot even reach the schema
 SET SESSION AUTHORIZATION regress_em_nobody;
-SELECT pg_temp.error_of('SELECT count(*) FROM engineering.deployments') AS nobody_reads;
-SELECT pg_temp.error_of('SELECT engineering.sync(''fixture'')') AS nobody_syncs;
+SELECT regress.error_of('SELECT count(*) FROM engineering.deployments') AS nobody_reads;
+SELECT regress.error_of('SELECT engineering.sync(''fixture'')') AS nobody_syncs;
 RESET SESSION AUTHORIZATION;
 
 -- engineering_reader
@@ -187,48 +174,48 @@ SELECT count(*) > 0 AS dora_report FROM engineering.dora('2024-04-01', '2024-06-
 SELECT count(*) AS lead_times FROM engineering.change_lead_times;
 SELECT count(*) AS outcomes FROM engineering.deployment_outcomes;
 SELECT count(*) AS settings FROM engineering.dora_settings;
-SELECT pg_temp.error_of($$SELECT engineering.link_changes()$$) AS link_changes;
-SELECT pg_temp.error_of($$UPDATE engineering.dora_settings SET production_environment = 'production'$$) AS change_dora_settings;
-SELECT pg_temp.error_of('SELECT * FROM engineering.source_secrets') AS read_tokens;
-SELECT pg_temp.error_of('SELECT * FROM engineering.sync_tasks') AS read_queue;
-SELECT pg_temp.error_of($$INSERT INTO engineering.deployments (service, status, finished_at) VALUES ('api', 'success', now())$$) AS insert_event;
-SELECT pg_temp.error_of($$UPDATE engineering.deployments SET service = 'x'$$) AS update_event;
-SELECT pg_temp.error_of($$SELECT engineering.record_slo_measurement('api-availability', '2024-05-01 10:00+00', 9, 10)$$) AS write_measurement;
-SELECT pg_temp.error_of($$SELECT engineering.add_source('mine', 'github', 'http://127.0.0.1:1', '{"repository": "a/b"}')$$) AS add_source;
-SELECT pg_temp.error_of($$SELECT engineering.alter_source('fixture', base_url => 'http://127.0.0.1:2')$$) AS alter_source;
-SELECT pg_temp.error_of($$UPDATE engineering.sources SET base_url = 'http://127.0.0.1:2'$$) AS update_sources;
-SELECT pg_temp.error_of($$SELECT engineering.set_source_token('fixture', 'x')$$) AS set_token;
-SELECT pg_temp.error_of($$SELECT engineering.remove_source('fixture')$$) AS remove_source;
-SELECT pg_temp.error_of($$SELECT engineering.sync('fixture')$$) AS sync;
-SELECT pg_temp.error_of($$SELECT engineering._sync_source(1)$$) AS sync_internal;
-SELECT pg_temp.error_of($$SELECT engineering.wake()$$) AS wake;
-SELECT pg_temp.error_of($$SELECT engineering._store_token(1, 'x')$$) AS store_token;
-SELECT pg_temp.error_of($$SELECT engineering._evaluate_slo_alerts()$$) AS evaluate_alerts;
-SELECT pg_temp.error_of($$INSERT INTO engineering.slos (name, service, objective) VALUES ('x', 'x', 0.9)$$) AS define_slo;
-SELECT pg_temp.error_of($$TRUNCATE engineering.deployments$$) AS truncate;
-SELECT pg_temp.error_of($$CREATE TABLE engineering.mine (x int)$$) AS create_in_schema;
+SELECT regress.error_of($$SELECT engineering.link_changes()$$) AS link_changes;
+SELECT regress.error_of($$UPDATE engineering.dora_settings SET production_environment = 'production'$$) AS change_dora_settings;
+SELECT regress.error_of('SELECT * FROM engineering.source_secrets') AS read_tokens;
+SELECT regress.error_of('SELECT * FROM engineering.sync_tasks') AS read_queue;
+SELECT regress.error_of($$INSERT INTO engineering.deployments (service, status, finished_at) VALUES ('api', 'success', now())$$) AS insert_event;
+SELECT regress.error_of($$UPDATE engineering.deployments SET service = 'x'$$) AS update_event;
+SELECT regress.error_of($$SELECT engineering.record_slo_measurement('api-availability', '2024-05-01 10:00+00', 9, 10)$$) AS write_measurement;
+SELECT regress.error_of($$SELECT engineering.add_source('mine', 'github', 'http://127.0.0.1:1', '{"repository": "a/b"}')$$) AS add_source;
+SELECT regress.error_of($$SELECT engineering.alter_source('fixture', base_url => 'http://127.0.0.1:2')$$) AS alter_source;
+SELECT regress.error_of($$UPDATE engineering.sources SET base_url = 'http://127.0.0.1:2'$$) AS update_sources;
+SELECT regress.error_of($$SELECT engineering.set_source_token('fixture', 'x')$$) AS set_token;
+SELECT regress.error_of($$SELECT engineering.remove_source('fixture')$$) AS remove_source;
+SELECT regress.error_of($$SELECT engineering.sync('fixture')$$) AS sync;
+SELECT regress.error_of($$SELECT engineering._sync_source(1)$$) AS sync_internal;
+SELECT regress.error_of($$SELECT engineering.wake()$$) AS wake;
+SELECT regress.error_of($$SELECT engineering._store_token(1, 'x')$$) AS store_token;
+SELECT regress.error_of($$SELECT engineering._evaluate_slo_alerts()$$) AS evaluate_alerts;
+SELECT regress.error_of($$INSERT INTO engineering.slos (name, service, objective) VALUES ('x', 'x', 0.9)$$) AS define_slo;
+SELECT regress.error_of($$TRUNCATE engineering.deployments$$) AS truncate;
+SELECT regress.error_of($$CREATE TABLE engineering.mine (x int)$$) AS create_in_schema;
 RESET SESSION AUTHORIZATION;
 
 -- engineering_writer
 SET SESSION AUTHORIZATION regress_em_writer;
-SELECT pg_temp.error_of($$INSERT INTO engineering.deployments (service, status, finished_at, external_id) VALUES ('api', 'failure', '2024-05-01 11:00+00', 'manual-2')$$) AS insert_event;
-SELECT pg_temp.error_of($$INSERT INTO engineering.incidents (service, status, opened_at, resolved_at, external_id) VALUES ('api', 'resolved', '2024-05-01 11:05+00', '2024-05-01 11:35+00', 'inc-1')$$) AS insert_incident;
-SELECT pg_temp.error_of($$INSERT INTO engineering.deployments (service, status, finished_at, external_id) VALUES ('api', 'success', '2024-05-01 12:00+00', 'manual-2') ON CONFLICT (external_id) WHERE source_id IS NULL DO UPDATE SET status = excluded.status$$) AS upsert_event;
-SELECT pg_temp.error_of($$UPDATE engineering.incidents SET severity = 'high' WHERE external_id = 'inc-1'$$) AS update_event;
-SELECT pg_temp.error_of($$DELETE FROM engineering.incidents WHERE external_id = 'inc-1'$$) AS delete_event;
-SELECT pg_temp.error_of($$SELECT engineering.record_slo_measurement('api-availability', '2024-05-01 10:00+00', 9, 10)$$) AS write_measurement;
-SELECT pg_temp.error_of($$SELECT engineering.record_slo_measurement('api-availability', '2024-05-01 10:00+00', 10, 10)$$) AS correct_measurement;
-SELECT pg_temp.error_of('SELECT * FROM engineering.source_secrets') AS read_tokens;
-SELECT pg_temp.error_of($$SELECT engineering.set_source_token('fixture', 'x')$$) AS set_token;
-SELECT pg_temp.error_of($$SELECT engineering.add_source('mine', 'github', 'http://127.0.0.1:1', '{"repository": "a/b"}')$$) AS add_source;
-SELECT pg_temp.error_of($$SELECT engineering.sync('fixture')$$) AS sync;
-SELECT pg_temp.error_of($$INSERT INTO engineering.slos (name, service, objective) VALUES ('x', 'x', 0.9)$$) AS define_slo;
-SELECT pg_temp.error_of($$UPDATE engineering.slo_alert_rules SET enabled = false$$) AS change_alert_rules;
-SELECT pg_temp.error_of($$INSERT INTO engineering.sync_runs (source, status) VALUES ('forged', 'ok')$$) AS forge_run;
-SELECT pg_temp.error_of($$TRUNCATE engineering.deployments$$) AS truncate;
-SELECT pg_temp.error_of($$SELECT engineering.link_changes()$$) AS link_changes;
-SELECT pg_temp.error_of($$SELECT engineering.attribute_incidents()$$) AS attribute_incidents;
-SELECT pg_temp.error_of($$UPDATE engineering.dora_settings SET production_environment = 'production'$$) AS change_dora_settings;
+SELECT regress.error_of($$INSERT INTO engineering.deployments (service, status, finished_at, external_id) VALUES ('api', 'failure', '2024-05-01 11:00+00', 'manual-2')$$) AS insert_event;
+SELECT regress.error_of($$INSERT INTO engineering.incidents (service, status, opened_at, resolved_at, external_id) VALUES ('api', 'resolved', '2024-05-01 11:05+00', '2024-05-01 11:35+00', 'inc-1')$$) AS insert_incident;
+SELECT regress.error_of($$INSERT INTO engineering.deployments (service, status, finished_at, external_id) VALUES ('api', 'success', '2024-05-01 12:00+00', 'manual-2') ON CONFLICT (external_id) WHERE source_id IS NULL DO UPDATE SET status = excluded.status$$) AS upsert_event;
+SELECT regress.error_of($$UPDATE engineering.incidents SET severity = 'high' WHERE external_id = 'inc-1'$$) AS update_event;
+SELECT regress.error_of($$DELETE FROM engineering.incidents WHERE external_id = 'inc-1'$$) AS delete_event;
+SELECT regress.error_of($$SELECT engineering.record_slo_measurement('api-availability', '2024-05-01 10:00+00', 9, 10)$$) AS write_measurement;
+SELECT regress.error_of($$SELECT engineering.record_slo_measurement('api-availability', '2024-05-01 10:00+00', 10, 10)$$) AS correct_measurement;
+SELECT regress.error_of('SELECT * FROM engineering.source_secrets') AS read_tokens;
+SELECT regress.error_of($$SELECT engineering.set_source_token('fixture', 'x')$$) AS set_token;
+SELECT regress.error_of($$SELECT engineering.add_source('mine', 'github', 'http://127.0.0.1:1', '{"repository": "a/b"}')$$) AS add_source;
+SELECT regress.error_of($$SELECT engineering.sync('fixture')$$) AS sync;
+SELECT regress.error_of($$INSERT INTO engineering.slos (name, service, objective) VALUES ('x', 'x', 0.9)$$) AS define_slo;
+SELECT regress.error_of($$UPDATE engineering.slo_alert_rules SET enabled = false$$) AS change_alert_rules;
+SELECT regress.error_of($$INSERT INTO engineering.sync_runs (source, status) VALUES ('forged', 'ok')$$) AS forge_run;
+SELECT regress.error_of($$TRUNCATE engineering.deployments$$) AS truncate;
+SELECT regress.error_of($$SELECT engineering.link_changes()$$) AS link_changes;
+SELECT regress.error_of($$SELECT engineering.attribute_incidents()$$) AS attribute_incidents;
+SELECT regress.error_of($$UPDATE engineering.dora_settings SET production_environment = 'production'$$) AS change_dora_settings;
 RESET SESSION AUTHORIZATION;
 SELECT external_id, status, finished_at FROM engineering.deployments ORDER BY external_id COLLATE "C";
 SELECT good, total FROM engineering.slo_measurements;
@@ -236,28 +223,28 @@ SELECT good, total FROM engineering.slo_measurements;
 -- engineering_admin
 SET SESSION AUTHORIZATION regress_em_admin;
 SET engineering_metrics.http_retries = 0;
-SELECT pg_temp.error_of($$SELECT engineering.add_source('admins', 'gitlab', 'http://127.0.0.1:1', '{"project": "acme/api"}', token => 'glpat-RegressAdminToken7')$$) AS add_source;
-SELECT pg_temp.error_of($$SELECT engineering.set_source_token('fixture', 'ghp_RegressRolesRotated43')$$) AS set_token;
-SELECT pg_temp.error_of($$SELECT engineering.alter_source('admins', poll_interval => '1 hour')$$) AS alter_source;
-SELECT pg_temp.error_of('SELECT * FROM engineering.source_secrets') AS read_tokens;
-SELECT pg_temp.error_of($$UPDATE engineering.sources SET base_url = 'http://127.0.0.1:2'$$) AS update_sources_directly;
-SELECT pg_temp.error_of($$INSERT INTO engineering.sources (name, kind, base_url) VALUES ('raw', 'github', 'file:///etc/passwd')$$) AS insert_sources_directly;
-SELECT pg_temp.error_of($$SELECT engineering.add_source('bad', 'github', 'file:///etc/passwd', '{"repository": "a/b"}')$$) AS file_url;
-SELECT pg_temp.error_of($$SELECT engineering.add_source('bad', 'github', 'ftp://127.0.0.1/', '{"repository": "a/b"}')$$) AS ftp_url;
-SELECT pg_temp.error_of($$SELECT engineering.add_source('bad', 'github', 'http://user:pw@127.0.0.1/', '{"repository": "a/b"}')$$) AS url_with_credentials;
-SELECT pg_temp.error_of($$SELECT engineering.add_source('bad', 'github', 'http://127.0.0.1:1', '{"repository": "a/b", "token_file": "/etc/passwd"}')$$) AS token_file;
-SELECT pg_temp.error_of($$SELECT engineering.add_source('bad', 'github', 'http://127.0.0.1:1', '{"repository": "a/b", "token_env": "HOME"}')$$) AS token_env;
+SELECT regress.error_of($$SELECT engineering.add_source('admins', 'gitlab', 'http://127.0.0.1:1', '{"project": "acme/api"}', token => 'glpat-RegressAdminToken7')$$) AS add_source;
+SELECT regress.error_of($$SELECT engineering.set_source_token('fixture', 'ghp_RegressRolesRotated43')$$) AS set_token;
+SELECT regress.error_of($$SELECT engineering.alter_source('admins', poll_interval => '1 hour')$$) AS alter_source;
+SELECT regress.error_of('SELECT * FROM engineering.source_secrets') AS read_tokens;
+SELECT regress.error_of($$UPDATE engineering.sources SET base_url = 'http://127.0.0.1:2'$$) AS update_sources_directly;
+SELECT regress.error_of($$INSERT INTO engineering.sources (name, kind, base_url) VALUES ('raw', 'github', 'file:///etc/passwd')$$) AS insert_sources_directly;
+SELECT regress.error_of($$SELECT engineering.add_source('bad', 'github', 'file:///etc/passwd', '{"repository": "a/b"}')$$) AS file_url;
+SELECT regress.error_of($$SELECT engineering.add_source('bad', 'github', 'ftp://127.0.0.1/', '{"repository": "a/b"}')$$) AS ftp_url;
+SELECT regress.error_of($$SELECT engineering.add_source('bad', 'github', 'http://user:pw@127.0.0.1/', '{"repository": "a/b"}')$$) AS url_with_credentials;
+SELECT regress.error_of($$SELECT engineering.add_source('bad', 'github', 'http://127.0.0.1:1', '{"repository": "a/b", "token_file": "/etc/passwd"}')$$) AS token_file;
+SELECT regress.error_of($$SELECT engineering.add_source('bad', 'github', 'http://127.0.0.1:1', '{"repository": "a/b", "token_env": "HOME"}')$$) AS token_env;
 SELECT status, error LIKE 'transport error: %' AS transport_error FROM engineering.sync('admins');
-SELECT pg_temp.error_of($$SELECT engineering.wake()$$) AS wake;
-SELECT pg_temp.error_of($$INSERT INTO engineering.slos (name, service, objective) VALUES ('api-latency', 'api', 0.99)$$) AS define_slo;
-SELECT pg_temp.error_of($$UPDATE engineering.slo_alert_rules SET enabled = false WHERE name = 'ticket-3d-6h'$$) AS change_alert_rules;
-SELECT pg_temp.error_of($$SELECT count(*) FROM engineering.sync_tasks$$) AS read_queue;
-SELECT pg_temp.error_of($$DELETE FROM engineering.sync_tasks$$) AS change_queue;
-SELECT pg_temp.error_of($$UPDATE engineering.dora_settings SET production_environment = 'production'$$) AS change_dora_settings;
-SELECT pg_temp.error_of($$SELECT engineering._sync_source(1)$$) AS sync_internal;
-SELECT pg_temp.error_of($$SELECT engineering._store_token(1, 'x')$$) AS store_token;
-SELECT pg_temp.error_of($$SELECT engineering._evaluate_slo_alerts()$$) AS evaluate_alerts;
-SELECT pg_temp.error_of($$SELECT engineering.remove_source('admins')$$) AS remove_source;
+SELECT regress.error_of($$SELECT engineering.wake()$$) AS wake;
+SELECT regress.error_of($$INSERT INTO engineering.slos (name, service, objective) VALUES ('api-latency', 'api', 0.99)$$) AS define_slo;
+SELECT regress.error_of($$UPDATE engineering.slo_alert_rules SET enabled = false WHERE name = 'ticket-3d-6h'$$) AS change_alert_rules;
+SELECT regress.error_of($$SELECT count(*) FROM engineering.sync_tasks$$) AS read_queue;
+SELECT regress.error_of($$DELETE FROM engineering.sync_tasks$$) AS change_queue;
+SELECT regress.error_of($$UPDATE engineering.dora_settings SET production_environment = 'production'$$) AS change_dora_settings;
+SELECT regress.error_of($$SELECT engineering._sync_source(1)$$) AS sync_internal;
+SELECT regress.error_of($$SELECT engineering._store_token(1, 'x')$$) AS store_token;
+SELECT regress.error_of($$SELECT engineering._evaluate_slo_alerts()$$) AS evaluate_alerts;
+SELECT regress.error_of($$SELECT engineering.remove_source('admins')$$) AS remove_source;
 -- an admin cannot read a stored token by moving its source to a server of
 -- theirs: another scheme, host or port forgets the token (a new path on
 -- the same origin keeps it)

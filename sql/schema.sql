@@ -1,9 +1,6 @@
 -- Event schema: every table accepts a well-formed row and refuses bad rows
 -- with a message that names the column and the value.
-SET client_min_messages = warning;
-DROP EXTENSION IF EXISTS engineering_metrics CASCADE;
-CREATE EXTENSION engineering_metrics;
-RESET client_min_messages;
+CALL regress.reset_extension();
 SET timezone = 'UTC';
 SET datestyle = 'ISO, YMD';
 
@@ -19,6 +16,10 @@ INSERT INTO engineering.sources (name, kind, base_url) VALUES ('  ', 'github', '
 INSERT INTO engineering.sources (name, kind, base_url, config) VALUES ('arr', 'github', 'x', '[1]');
 INSERT INTO engineering.sources (name, kind, base_url, poll_interval) VALUES ('fast', 'github', 'x', '1 second');
 INSERT INTO engineering.sources (name, kind, base_url) VALUES ('gh', 'gitlab', 'x');
+-- the valid kinds are the connectors of the build, each with its default URL
+SELECT kind, engineering._connector_default_url(kind) AS default_url
+FROM unnest(engineering._connector_kinds()) WITH ORDINALITY AS k(kind, n) ORDER BY n;
+SELECT engineering._connector_kind_list();
 
 --
 -- deployments

@@ -2,10 +2,7 @@
 -- (reference anchors-slo.md, section 7), its sub-cases and the edge-case
 -- policies.  Measurements are generated; the only literal expectations are
 -- the Workbook's published numbers, quoted in the comments.
-SET client_min_messages = warning;
-DROP EXTENSION IF EXISTS engineering_metrics CASCADE;
-CREATE EXTENSION engineering_metrics;
-RESET client_min_messages;
+CALL regress.reset_extension();
 SET timezone = 'UTC';
 SET datestyle = 'ISO, YMD';
 

@@ -2,10 +2,7 @@
 -- notification) only when a rule starts or stops firing, so evaluating
 -- again with nothing changed writes nothing.  Delivery of the notifications
 -- to a listening session is tested in test/t/030_slo_notify.pl.
-SET client_min_messages = warning;
-DROP EXTENSION IF EXISTS engineering_metrics CASCADE;
-CREATE EXTENSION engineering_metrics;
-RESET client_min_messages;
+CALL regress.reset_extension();
 SET timezone = 'UTC';
 SET datestyle = 'ISO, YMD';
 

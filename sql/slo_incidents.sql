@@ -1,9 +1,6 @@
 -- incident_availability(): good/total minutes from the union of a
 -- service's incidents, for availability SLOs without request metrics.
-SET client_min_messages = warning;
-DROP EXTENSION IF EXISTS engineering_metrics CASCADE;
-CREATE EXTENSION engineering_metrics;
-RESET client_min_messages;
+CALL regress.reset_extension();
 SET timezone = 'UTC';
 SET datestyle = 'ISO, YMD';
 

@@ -1,10 +1,7 @@
 -- Sync engine: managing sources, the helpers connectors use (vendor
 -- timestamps, Link headers, URL encoding, the backoff routine), and who may
 -- read tokens.  Nothing here talks to a network (see test/t/010-019 for that).
-SET client_min_messages = warning;
-DROP EXTENSION IF EXISTS engineering_metrics CASCADE;
-CREATE EXTENSION engineering_metrics;
-RESET client_min_messages;
+CALL regress.reset_extension();
 SET timezone = 'UTC';
 SET datestyle = 'ISO, YMD';
 \set VERBOSITY terse

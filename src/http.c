@@ -3,7 +3,7 @@
  * http.c
  *		libcurl transport of the sync engine.
  *
- * Rules this file enforces (see the house rules in the README):
+ * Rules this file enforces (README, Development, house rules 5 and 6):
  *	- curl is initialised lazily in the process that first needs it, never
  *	  in _PG_init or the postmaster (libcurl is not fork-safe);
  *	- only http and https, TLS verification on, connect and total timeouts;

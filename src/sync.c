@@ -44,20 +44,10 @@
 #include "utils/memutils.h"
 #include "utils/snapmgr.h"
 
+#include "connectors.h"
 #include "http_headers.h"
 #include "sync.h"
 #include "sync_unit.h"
-
-/* the connector table: one line per connector */
-static const EmConnector *const connectors[] = {
-	&em_connector_github,
-	&em_connector_gitlab,
-	&em_connector_jenkins,
-	&em_connector_pagerduty,
-	&em_connector_opsgenie,
-	&em_connector_prometheus,
-	NULL
-};
 
 #define EM_MAX_HEADERS_OUT	16
 
@@ -117,15 +107,6 @@ typedef struct Task
 	char	   *token;			/* NULL: anonymous */
 	char	   *basic_user;
 } Task;
-
-const EmConnector *
-em_find_connector(const char *kind)
-{
-	for (int i = 0; connectors[i] != NULL; i++)
-		if (strcmp(connectors[i]->kind, kind) == 0)
-			return connectors[i];
-	return NULL;
-}
 
 /* units of work (sync_unit.c) charged to the run's SQL time */
 static void

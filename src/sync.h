@@ -1,12 +1,9 @@
 /*-------------------------------------------------------------------------
  *
  * sync.h
- *		The sync engine: connector registry, settings and the run loop
- *		shared by the background worker and engineering.sync().
- *
- * Adding a connector for kind K = one file src/connector_K.c defining an
- * EmConnector named em_connector_K, one extern line below and one line in
- * the table of sync.c, plus engineering._K_plan/_K_ingest in SQL.
+ *		The sync engine: settings and the run loop shared by the
+ *		background worker and engineering.sync().  The connectors it
+ *		drives are in connectors.h.
  *
  * Copyright (c) 2026, The engineering_metrics Developers
  *
@@ -15,63 +12,11 @@
 #ifndef EM_SYNC_H
 #define EM_SYNC_H
 
-#include "http.h"
-
 /*
  * First key of the per-source advisory lock (the second is the source id);
  * visible in pg_locks as classid.  "EMSY" in ASCII.
  */
 #define EM_SYNC_LOCK_CLASS 1162695513
-
-/* how the token becomes part of a request */
-typedef enum EmAuthStyle
-{
-	EM_AUTH_HEADER,				/* header line = auth_prefix || token */
-	EM_AUTH_BASIC				/* HTTP Basic: user from config->>basic_user_key, password = token */
-} EmAuthStyle;
-
-typedef struct EmConnector
-{
-	const char *kind;			/* engineering.sources.kind */
-	const char *default_base_url;	/* used when add_source gets no base_url; NULL: required */
-	EmAuthStyle auth_style;
-	const char *auth_prefix;	/* EM_AUTH_HEADER: e.g. "Authorization: Bearer " */
-	const char *basic_user_key; /* EM_AUTH_BASIC: config key holding the user */
-	const char *const *fixed_headers;	/* NULL-terminated "Name: value" lines, or NULL */
-
-	/*
-	 * Whether a non-2xx response is a rate limit (then the source waits for
-	 * the reset instead of counting an error).  429 is always a rate limit;
-	 * this hook adds vendor rules (GitHub: 403 with remaining 0).  May be
-	 * NULL.
-	 */
-	bool		(*is_rate_limited) (const EmHttpResponse *resp);
-
-	/*
-	 * Object fields (at any depth) whose values the connector never reads:
-	 * the engine validates them but leaves them out of the jsonb it hands to
-	 * the ingest function.  NULL-terminated, or NULL for none.
-	 */
-	const char *const *skip_keys;
-
-	/*
-	 * Lower-case name of a vendor header giving the seconds to wait after a
-	 * rate limit, read in place of a missing ratelimit-reset (Opsgenie
-	 * sends only x-ratelimit-period-in-sec, the period of the bucket it
-	 * throttled).  May be NULL.
-	 */
-	const char *rate_limit_wait_header;
-} EmConnector;
-
-/* connectors (one line per connector file) */
-extern const EmConnector em_connector_github;
-extern const EmConnector em_connector_gitlab;
-extern const EmConnector em_connector_jenkins;
-extern const EmConnector em_connector_pagerduty;
-extern const EmConnector em_connector_opsgenie;
-extern const EmConnector em_connector_prometheus;
-
-extern const EmConnector *em_find_connector(const char *kind);
 
 /* settings (settings.c) */
 extern char *em_database;

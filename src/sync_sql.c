@@ -39,7 +39,6 @@ PG_FUNCTION_INFO_V1(em_ts_jsonb);
 PG_FUNCTION_INFO_V1(em_link_next);
 PG_FUNCTION_INFO_V1(em_backoff_seconds);
 PG_FUNCTION_INFO_V1(em_urlencode);
-PG_FUNCTION_INFO_V1(em_connector_default_url);
 
 /*
  * em_sync_source_sql
@@ -384,24 +383,4 @@ em_urlencode(PG_FUNCTION_ARGS)
 		}
 	}
 	PG_RETURN_TEXT_P(cstring_to_text_with_len(out.data, out.len));
-}
-
-/*
- * engineering._connector_default_url(kind): the vendor's public API root,
- * NULL when the kind has none (self-hosted only), and an error when this
- * build has no connector for the kind (a source it could never sync).
- */
-Datum
-em_connector_default_url(PG_FUNCTION_ARGS)
-{
-	char	   *kind = text_to_cstring(PG_GETARG_TEXT_PP(0));
-	const EmConnector *c = em_find_connector(kind);
-
-	if (c == NULL)
-		ereport(ERROR,
-				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
-				 errmsg("no connector for kind \"%s\" in this build of engineering_metrics", kind)));
-	if (c->default_base_url == NULL)
-		PG_RETURN_NULL();
-	PG_RETURN_TEXT_P(cstring_to_text(c->default_base_url));
 }

@@ -45,6 +45,23 @@ AS 'MODULE_PATHNAME', 'em_reject_missing';
 COMMENT ON FUNCTION engineering._reject_missing(text, text) IS
     'internal: raises not_null_violation when a column is required by the row''s other values; used by CHECK constraints';
 
+-- The kinds of source are the connectors of the loaded build (the table in
+-- src/connectors.c): the CHECK on sources.kind and add_source() read them from
+-- there, so no list of kinds is kept in SQL.
+CREATE FUNCTION engineering._connector_kinds()
+RETURNS text[]
+LANGUAGE C STABLE PARALLEL SAFE
+AS 'MODULE_PATHNAME', 'em_connector_kinds';
+COMMENT ON FUNCTION engineering._connector_kinds() IS
+    'internal: the kinds of source this build has a connector for (src/connectors.c), the one list of valid sources.kind values';
+
+CREATE FUNCTION engineering._connector_kind_list()
+RETURNS text
+LANGUAGE C STABLE PARALLEL SAFE
+AS 'MODULE_PATHNAME', 'em_connector_kind_list';
+COMMENT ON FUNCTION engineering._connector_kind_list() IS
+    'internal: the kinds of _connector_kinds() as an English list ("github, gitlab or jenkins"), for error hints';
+
 ------------------------------------------------------------------------------
 -- Sources: where synced events come from.  The sync engine owns the
 -- behaviour; the event tables only need a stable key to point at.
@@ -55,8 +72,8 @@ CREATE TABLE engineering.sources (
     name            text NOT NULL UNIQUE
                     CHECK (btrim(name) <> '' OR engineering._reject_value('sources.name', name, 'a source needs a non-empty name')),
     kind            text NOT NULL
-                    CHECK (kind IN ('github', 'gitlab', 'jenkins', 'pagerduty', 'opsgenie', 'prometheus')
-                           OR engineering._reject_value('sources.kind', kind, 'expected github, gitlab, jenkins, pagerduty, opsgenie or prometheus')),
+                    CHECK (kind = ANY (engineering._connector_kinds())
+                           OR engineering._reject_value('sources.kind', kind, 'expected ' || engineering._connector_kind_list())),
     base_url        text NOT NULL,
     config          jsonb NOT NULL DEFAULT '{}'
                     CHECK (jsonb_typeof(config) = 'object' OR engineering._reject_value('sources.config', config::text, 'config must be a JSON object')),
@@ -76,7 +93,7 @@ COMMENT ON TABLE engineering.sources IS
     'CI/CD and incident systems the background worker pulls from; tokens are stored elsewhere and never shown here';
 COMMENT ON COLUMN engineering.sources.id IS 'surrogate key referenced by the source_id of every synced event';
 COMMENT ON COLUMN engineering.sources.name IS 'unique name chosen by the user, used by sync() and in reports';
-COMMENT ON COLUMN engineering.sources.kind IS 'connector: github, gitlab, jenkins, pagerduty, opsgenie or prometheus';
+COMMENT ON COLUMN engineering.sources.kind IS 'connector: one of engineering._connector_kinds() (github, gitlab, ...)';
 COMMENT ON COLUMN engineering.sources.base_url IS 'API root the connector talks to (vendor default, an enterprise host or a mock)';
 COMMENT ON COLUMN engineering.sources.config IS 'connector settings as a JSON object (repository, project, job, query, service mapping, since, ...)';
 COMMENT ON COLUMN engineering.sources.enabled IS 'false stops the background worker from syncing this source';

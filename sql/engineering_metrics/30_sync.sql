@@ -283,12 +283,11 @@ LANGUAGE plpgsql STABLE PARALLEL SAFE
 SET search_path = pg_catalog, engineering, pg_temp
 AS $$
 BEGIN
-    IF kind IS NULL OR kind NOT IN ('github', 'gitlab', 'jenkins', 'pagerduty', 'opsgenie', 'prometheus') THEN
+    IF kind IS NULL OR NOT kind = ANY (engineering._connector_kinds()) THEN
         RAISE EXCEPTION 'invalid source kind "%"', kind
             USING ERRCODE = 'invalid_parameter_value',
-                  HINT = 'Expected github, gitlab, jenkins, pagerduty, opsgenie or prometheus.';
+                  HINT = 'Expected ' || engineering._connector_kind_list() || '.';
     END IF;
-    PERFORM engineering._connector_default_url(kind);      -- raises without a connector
     PERFORM engineering._validate_source_config(kind, coalesce(config, '{}'));
     RETURN engineering._normalize_base_url(kind, base_url);
 END;

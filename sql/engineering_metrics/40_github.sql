@@ -1,4 +1,5 @@
--- engineering_metrics: the GitHub connector (REST API, api-contracts.md section 1).
+-- engineering_metrics: the GitHub connector (REST API; README "Connectors >
+-- GitHub", https://docs.github.com/rest).
 --
 -- Streams (sync_tasks.stream) and what they feed:
 --   repository           GET /repos/{o}/{r}: default_branch (deployment workflows only)

@@ -1,4 +1,5 @@
--- engineering_metrics: the GitLab connector (REST API v4, api-contracts.md section 2).
+-- engineering_metrics: the GitLab connector (REST API v4; README "Connectors >
+-- GitLab", https://docs.gitlab.com/ee/api/rest/).
 --
 -- Streams (sync_tasks.stream) and what they feed:
 --   pipelines       GET /projects/:id/pipelines?updated_after=..&order_by=updated_at&sort=asc

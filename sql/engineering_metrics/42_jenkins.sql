@@ -1,5 +1,5 @@
--- engineering_metrics: the Jenkins connector (JSON remote access API,
--- api-contracts.md section 3).
+-- engineering_metrics: the Jenkins connector (JSON remote access API; README
+-- "Connectors > Jenkins", https://www.jenkins.io/doc/book/using/remote-access-api/).
 --
 -- Config: "job" (a path such as "folder/sub/job") and/or "jobs" (a list of
 -- paths); a path that names a folder or a multibranch project stands for

@@ -1,4 +1,5 @@
--- engineering_metrics: the PagerDuty connector (REST API v2, api-contracts.md section 4).
+-- engineering_metrics: the PagerDuty connector (REST API v2; README "Connectors >
+-- PagerDuty", https://developer.pagerduty.com/api-reference/).
 --
 -- Streams (sync_tasks.stream) and what they feed:
 --   incidents    GET /incidents?since=&until=&sort_by=created_at:asc&limit=100&offset=:

@@ -1,4 +1,5 @@
--- engineering_metrics: the Opsgenie connector (Incident API v1, api-contracts.md section 5).
+-- engineering_metrics: the Opsgenie connector (Incident API v1; README "Connectors >
+-- Opsgenie", https://docs.opsgenie.com/docs/incident-api).
 --
 -- Streams (sync_tasks.stream) and what they feed:
 --   incidents  GET /v1/incidents?query=&offset=0&limit=100&sort=createdAt&order=desc:

@@ -1,7 +1,8 @@
 # EMCicdTest: expectations for the GitLab and Jenkins TAP tests
-# (test/t/02[0-4]_*.pl), computed in Perl from the mock's world as the API
-# contracts describe it (api-contracts.md sections 2 and 3), independently
-# of the SQL that maps it, so that a test compares two implementations.
+# (test/t/02[0-4]_*.pl), computed in Perl from the mock's world as the
+# vendors document their APIs (README "Connectors > GitLab" and "Connectors >
+# Jenkins", which link the vendors' pages), independently of the SQL that
+# maps it, so that a test compares two implementations.
 package EMCicdTest;
 
 use strict;

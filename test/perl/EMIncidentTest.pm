@@ -1,7 +1,8 @@
 # EMIncidentTest: expectations for the incident connectors' TAP tests
 # (test/t/025-029), computed in Perl from the mock's world as the vendors
-# document it (api-contracts.md sections 4 and 5), independently of the SQL
-# that maps it, so that a test compares two implementations of the rules.
+# document it (README "Connectors > PagerDuty" and "Connectors > Opsgenie",
+# which link the vendors' pages), independently of the SQL that maps it, so
+# that a test compares two implementations of the rules.
 package EMIncidentTest;
 
 use strict;

@@ -1,8 +1,9 @@
 # EMSyncTest: helpers shared by the sync engine's TAP tests (test/t/01*.pl).
 #
 # The expectations are computed here, in Perl, from the mock's world as the
-# API describes it (api-contracts.md section 1), independently of the SQL
-# that maps it, so that a test compares two implementations of the rules.
+# API describes it (README "Connectors > GitHub", https://docs.github.com/rest),
+# independently of the SQL that maps it, so that a test compares two
+# implementations of the rules.
 package EMSyncTest;
 
 use strict;
