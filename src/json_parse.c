@@ -24,7 +24,7 @@
 #include "utils/jsonb.h"
 #include "utils/numeric.h"
 
-#include "sync.h"
+#include "json_parse.h"
 
 /* PostgreSQL 16 made the semantic actions return an error code */
 #if PG_VERSION_NUM >= 160000

@@ -21,7 +21,7 @@
  * Remote failures become sync_runs rows with a redacted message, never
  * errors: a failing source gets status error or rate_limited, its task
  * stays queued, and next_sync_at is pushed back by the one backoff routine
- * in http_headers.c.
+ * in backoff.c.
  *
  * Copyright (c) 2026, The engineering_metrics Developers
  *
@@ -44,9 +44,13 @@
 #include "utils/memutils.h"
 #include "utils/snapmgr.h"
 
+#include "backoff.h"
 #include "connectors.h"
 #include "http_headers.h"
+#include "json_parse.h"
+#include "settings.h"
 #include "sync.h"
+#include "sync_secrets.h"
 #include "sync_unit.h"
 
 #define EM_MAX_HEADERS_OUT	16

@@ -55,7 +55,10 @@
 #include "utils/timestamp.h"
 
 #include "engineering_metrics.h"
+#include "settings.h"
 #include "sync.h"
+#include "sync_unit.h"
+#include "worker.h"
 
 PGDLLEXPORT void em_launcher_main(Datum arg);
 PGDLLEXPORT void em_sync_worker_main(Datum arg);

@@ -2,7 +2,7 @@
  *
  * fuzz_http_headers.c
  *		libFuzzer harness for the header parsing of the sync engine
- *		(http_headers.c): Link, Retry-After, rate-limit resets, HTTP dates,
+ *		(http_headers.c, backoff.c): Link, Retry-After, rate-limit resets, HTTP dates,
  *		the backoff routine and the same-origin test.
  *
  * The input is split at newlines into up to four header values, as a
@@ -23,6 +23,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "backoff.h"
 #include "http_headers.h"
 
 #define NFIELDS 4
