@@ -124,19 +124,6 @@ scenario(name => 'a next link pointing at the page itself',
 			1, 'the page was requested once: the run stopped at the first repetition');
 	});
 
-# next links for ever: 150 runs fill pages 1 and 2, every page after them
-# is the same empty list linking to one more; the run stops at the first
-# repetition (page 4) and says so, keeping what the real pages held
-scenario(name => 'next links for ever',
-	match => { vendor => 'github', path => 'actions/runs$' },
-	fault => { kind => 'endless_link', count => -1 },
-	stored => \@all,
-	error => qr/^ingest failed \(GET .*page=4.*\): pagination loop: a page of stream "runs" repeats the previous one and links to yet another/,
-	check => sub {
-		is(scalar(grep { $_->{path} =~ /actions\/runs$/ } @{ $mock->requests(vendor => 'github') }),
-			4, 'four pages were requested, no more');
-	});
-
 # a body that drips one byte at a time: the transfer deadline (1 s under
 # test) ends it, not the idle timeout that each byte would reset
 scenario(name => 'a body that drips slowly',
