@@ -198,10 +198,12 @@ SELECT '_urlencode', pg_temp.try(format('SELECT engineering._urlencode(%L)',
            pg_temp.random_text((random() * 30)::int + i * 0, 'aZ09-._~ /?&=%é€😀')))
 FROM generate_series(1, 200) i;
 INSERT INTO outcomes
-SELECT '_backoff_seconds', pg_temp.try(format('SELECT engineering._backoff_seconds(%L, %L, %L, %L, now(), %s)',
+SELECT '_backoff_seconds', pg_temp.try(format('SELECT engineering._backoff_seconds(%L, %L, %L, %L, %L, %L, now(), %s)',
            i % 2 = 0, pg_temp.random_text((random() * 12)::int, '0123456789- '),
            pg_temp.random_text((random() * 12)::int, '0123456789-'),
+           pg_temp.random_text((random() * 3)::int, '0123456789-'),
            pg_temp.random_text((random() * 30)::int, 'SunMo, 0123456789:GT'),
+           pg_temp.random_text((random() * 3)::int, '0123456789-'),
            (random() * 100 - 10)::int))
 FROM generate_series(1, 200) i;
 SELECT test, count(*) AS inputs,
@@ -212,6 +214,8 @@ FROM outcomes GROUP BY 1 ORDER BY 1;
 SELECT min(d) >= 1 AND max(d) <= 86400 AS backoff_in_range
 FROM (SELECT engineering._backoff_seconds(true, pg_temp.random_text((random() * 12)::int, '0123456789-'),
                                           pg_temp.random_text((random() * 12)::int, '0123456789'),
+                                          pg_temp.random_text((random() * 2)::int, '0123456789'),
                                           pg_temp.random_text((random() * 12)::int, '0123456789'),
+                                          pg_temp.random_text((random() * 2)::int, '0123456789'),
                                           now(), (random() * 100)::int + i * 0) AS d
       FROM generate_series(1, 500) i) x;

@@ -436,12 +436,15 @@ SELECT engineering._github_plan(s) FROM engineering.sources s WHERE name = 'gh';
 SELECT stream, split_part(url, '..', 1) AS url, payload - 'to' AS payload
 FROM engineering.sync_tasks ORDER BY id;
 DELETE FROM engineering.sync_tasks;
-SELECT engineering._github_plan(s) FROM engineering.sources s WHERE name = 'gh-deploy';
 -- (the repository first, for its default branch; no Deployments API; runs
--- from the default since, 180 days ago)
+-- from the default since, 180 days ago).  One transaction, so that now()
+-- is the same instant in both statements (a second may tick between them).
+BEGIN;
+SELECT engineering._github_plan(s) FROM engineering.sources s WHERE name = 'gh-deploy';
 SELECT stream, split_part(url, '&created=', 1) AS url,
        engineering._ts(payload->'from') = date_trunc('second', now() - interval '180 days') AS from_since
 FROM engineering.sync_tasks ORDER BY id;
+COMMIT;
 
 --
 -- a renamed service (config.service changed; alter_source then re-reads the

@@ -210,15 +210,17 @@ FROM engineering.sync_tasks ORDER BY id;
 COMMIT;
 
 -- A changed scope (other service_ids) forgets the watermark: windows of
--- 90 days from since (2025-06-01) to now
+-- 90 days from since (2025-06-01) to now (the same now(): one transaction)
 DELETE FROM engineering.sync_tasks;
 SELECT engineering.alter_source('pd', config => '{"service_ids": ["PCHK001"], "since": "2025-06-01", "log_entries": false}');
+BEGIN;
 SELECT engineering._pagerduty_plan(s) FROM engineering.sources s WHERE name = 'pd';
 SELECT count(*) = ceil(extract(epoch FROM now() - '2025-06-01 00:00+00'::timestamptz) / (90 * 86400)) AS windows_cover_since,
        min((payload->>'from')::timestamptz) AS first_from,
        bool_and(url LIKE '%&service_ids%5B%5D=PCHK001') AS filtered,
        bool_and((payload->>'to')::timestamptz - (payload->>'from')::timestamptz <= interval '90 days') AS short_windows
 FROM engineering.sync_tasks WHERE stream = 'incidents';
+COMMIT;
 -- log_entries false: no log is queued
 SELECT stream, count(*) FROM engineering.sync_tasks GROUP BY 1 ORDER BY 1;
 

@@ -176,6 +176,8 @@ SELECT engineering._ts('true'::jsonb);
 SELECT engineering._ts('{"t": 1}'::jsonb);
 SELECT engineering._ts('[1]'::jsonb);
 SELECT engineering._ts('1e30'::jsonb);
+SELECT engineering._ts('1e400'::jsonb);
+SELECT engineering._ts('-1e400'::jsonb);
 -- the session's time zone changes how a time is shown, not which instant it is
 SET timezone = 'America/New_York';
 SELECT engineering._ts('2024-05-01T14:00:00+02:00') = '2024-05-01 12:00:00+00' AS same_instant,
@@ -202,24 +204,37 @@ FROM (VALUES
 --
 -- backoff: one routine for every vendor (at = 2024-05-01 12:00:00Z = epoch 1714564800)
 --
-SELECT label, engineering._backoff_seconds(rl, ra, xr, rr, '2024-05-01 12:00:00Z', f) AS seconds
+SELECT label, engineering._backoff_seconds(rl, ra, xr, xn, rr, rn, '2024-05-01 12:00:00Z', f) AS seconds
 FROM (VALUES
-    ('Retry-After seconds wins',          true,  '120', '1714565400', '30', 1),
-    ('Retry-After HTTP date',             true,  'Wed, 01 May 2024 12:05:00 GMT', NULL, NULL, 1),
-    ('x-ratelimit-reset epoch',           true,  NULL, '1714565400', '30', 1),
-    ('RateLimit-Reset epoch',             true,  NULL, NULL, '1714564900', 1),
-    ('ratelimit-reset delta',             true,  NULL, NULL, '30', 1),
-    ('reset in the past: exponential',    true,  NULL, '1714564000', NULL, 1),
-    ('Retry-After 0 is skipped',          true,  '0', NULL, '45', 1),
-    ('garbage headers: exponential',      true,  'soon', '0x10', 'abc', 2),
-    ('no headers, 1st failure',           true,  NULL, NULL, NULL, 1),
-    ('no headers, 3rd failure',           true,  NULL, NULL, NULL, 3),
-    ('no headers, capped at an hour',     true,  NULL, NULL, NULL, 30),
-    ('headers capped at a day',           true,  '999999', NULL, NULL, 1),
-    ('error, 1st failure',                false, '120', NULL, NULL, 1),
-    ('error, 4th failure',                false, NULL, NULL, NULL, 4),
-    ('error, capped at an hour',          false, NULL, NULL, NULL, 50)
-) AS t(label, rl, ra, xr, rr, f);
+    ('Retry-After seconds wins',          true,  '120', '1714565400', '0', '30', NULL, 1),
+    ('Retry-After HTTP date',             true,  'Wed, 01 May 2024 12:05:00 GMT', NULL, NULL, NULL, NULL, 1),
+    ('Retry-After wins with quota left',  true,  '7', '1714568400', '4000', NULL, NULL, 1),
+    ('x-ratelimit-reset, remaining 0',    true,  NULL, '1714565400', '0', '30', NULL, 1),
+    ('x-ratelimit-reset, no remaining',   true,  NULL, '1714565400', NULL, NULL, NULL, 1),
+    ('secondary: quota left, 1st',        true,  NULL, '1714568400', '4000', NULL, NULL, 1),
+    ('secondary: quota left, 3rd',        true,  NULL, '1714568400', '4000', NULL, NULL, 3),
+    ('secondary: reset = now, quota left', true, NULL, '1714564800', '4000', NULL, NULL, 1),
+    ('secondary: reset in 1 s, quota left', true, NULL, '1714564801', '1', NULL, NULL, 1),
+    ('GitHub quota left, ratelimit-reset', true, NULL, '1714568400', '12', '45', NULL, 1),
+    ('RateLimit-Reset epoch, remaining 0', true, NULL, NULL, NULL, '1714564900', '0', 1),
+    ('RateLimit-Reset epoch, no remaining', true, NULL, NULL, NULL, '1714564900', NULL, 1),
+    ('RateLimit-Reset, quota left',       true,  NULL, NULL, NULL, '1714564900', '599', 1),
+    ('ratelimit-reset delta, remaining 0', true, NULL, NULL, NULL, '30', '0', 1),
+    ('ratelimit-reset delta, quota left', true,  NULL, NULL, NULL, '30', '5', 2),
+    ('unparsable remaining: trusted',     true,  NULL, NULL, NULL, '30', 'many', 1),
+    ('negative remaining: trusted',       true,  NULL, '1714565400', '-1', NULL, NULL, 1),
+    ('reset in the past: exponential',    true,  NULL, '1714564000', '0', NULL, NULL, 1),
+    ('Retry-After 0 is skipped',          true,  '0', NULL, NULL, '45', NULL, 1),
+    ('garbage headers: exponential',      true,  'soon', '0x10', NULL, 'abc', NULL, 2),
+    ('no headers, 1st failure',           true,  NULL, NULL, NULL, NULL, NULL, 1),
+    ('no headers, 3rd failure',           true,  NULL, NULL, NULL, NULL, NULL, 3),
+    ('no headers, capped at an hour',     true,  NULL, NULL, NULL, NULL, NULL, 30),
+    ('headers capped at a day',           true,  '999999', NULL, NULL, NULL, NULL, 1),
+    ('ten years of Retry-After: a day',   true,  '315360000', NULL, NULL, NULL, NULL, 1),
+    ('error, 1st failure',                false, '120', NULL, NULL, NULL, NULL, 1),
+    ('error, 4th failure',                false, NULL, NULL, NULL, NULL, NULL, 4),
+    ('error, capped at an hour',          false, NULL, NULL, NULL, NULL, NULL, 50)
+) AS t(label, rl, ra, xr, xn, rr, rn, f);
 
 --
 -- URL encoding and service names

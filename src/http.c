@@ -39,6 +39,14 @@
 #define EM_MAX_HEADERS		200
 #define EM_USER_AGENT		"engineering_metrics/" EM_VERSION
 
+/*
+ * Headers are kept in memory and handed to SQL as JSON: a server sending a
+ * megabyte of them (one huge line, or a header repeated) is refused like
+ * an oversized body.  Real APIs send a few kB.
+ */
+#define EM_MAX_HEADER_KB	256
+#define EM_MAX_HEADER_BYTES ((size_t) EM_MAX_HEADER_KB * 1024)
+
 /* per-process libcurl state; the easy handle keeps connections alive */
 static bool curl_initialised = false;
 static CURL *curl_handle = NULL;
@@ -50,6 +58,8 @@ typedef struct Transfer
 	size_t		cap;
 	size_t		max;
 	bool		too_large;
+	bool		headers_too_large;
+	size_t		header_bytes;	/* of every response of the transfer */
 	bool		out_of_memory;
 	bool		interrupted;
 	bool		postmaster_died;
@@ -150,6 +160,13 @@ header_cb(char *ptr, size_t size, size_t nitems, void *userdata)
 	char	   *name;
 	char	   *value;
 	size_t		vstart;
+
+	if (n > EM_MAX_HEADER_BYTES || t->header_bytes > EM_MAX_HEADER_BYTES - n)
+	{
+		t->headers_too_large = true;
+		return 0;
+	}
+	t->header_bytes += n;
 
 	while (len > 0 && (ptr[len - 1] == '\r' || ptr[len - 1] == '\n'))
 		len--;
@@ -444,7 +461,9 @@ em_http_get(const EmHttpRequest *req, EmHttpResponse *resp)
 		{
 			const char *msg = errbuf[0] ? errbuf : curl_easy_strerror(rc);
 
-			if (t.too_large || rc == CURLE_FILESIZE_EXCEEDED)
+			if (t.headers_too_large)
+				set_error(resp, EM_HTTP_TOO_LARGE, "response headers exceed " CppAsString2(EM_MAX_HEADER_KB) " kB");
+			else if (t.too_large || rc == CURLE_FILESIZE_EXCEEDED)
 				set_error(resp, EM_HTTP_TOO_LARGE, "response body exceeds engineering_metrics.max_response_size");
 			else if (rc == CURLE_OPERATION_TIMEDOUT)
 				set_error(resp, EM_HTTP_TIMEOUT, msg);

@@ -385,44 +385,6 @@ emh_reset_seconds(const char *value, int64_t now, int64_t *delay)
 	return true;
 }
 
-/* base doubled (failures - 1) times, capped */
-static int64_t
-exponential(int64_t base, int failures, int64_t cap)
-{
-	int64_t		d = base;
-
-	if (failures < 1)
-		failures = 1;
-	for (int i = 1; i < failures && d < cap; i++)
-		d *= 2;
-	return d < cap ? d : cap;
-}
-
-/*
- * emh_backoff_seconds
- *
- * One routine for every vendor, so that the order of precedence is decided
- * once: an explicit Retry-After is the server's own instruction, a reset
- * time is the next best thing, and only without either do we guess.
- */
-int64_t
-emh_backoff_seconds(bool rate_limited, const char *retry_after,
-					const char *x_ratelimit_reset, const char *ratelimit_reset,
-					int64_t now, int failures)
-{
-	int64_t		delay;
-
-	if (!rate_limited)
-		return exponential(EMH_ERROR_BASE, failures, EMH_ERROR_CAP);
-
-	if ((emh_retry_after_seconds(retry_after, now, &delay) && delay > 0) ||
-		(emh_reset_seconds(x_ratelimit_reset, now, &delay) && delay > 0) ||
-		(emh_reset_seconds(ratelimit_reset, now, &delay) && delay > 0))
-		return delay > EMH_MAX_DELAY_SECONDS ? EMH_MAX_DELAY_SECONDS : delay;
-
-	return exponential(EMH_RATE_LIMIT_BASE, failures, EMH_ERROR_CAP);
-}
-
 typedef struct UrlOrigin
 {
 	bool		https;

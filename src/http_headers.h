@@ -4,6 +4,7 @@
  *		Pure-C parsing of the HTTP response headers the sync engine acts on:
  *		Link (pagination), Retry-After and the vendors' rate-limit resets,
  *		plus the same-origin test that keeps a token on its own host.
+ *		What the engine does with the rate-limit headers is backoff.h.
  *
  * Nothing here includes postgres.h or allocates memory, so a fuzzing
  * harness can link http_headers.c alone.  Every function accepts any byte
@@ -20,15 +21,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/* longest delay any header may impose on a source (one day) */
-#define EMH_MAX_DELAY_SECONDS	86400
 /* values of a reset header below this are seconds from now, above it epoch seconds */
 #define EMH_EPOCH_THRESHOLD		1000000000LL
-/* first delay of the exponential fallback for rate limits (seconds) */
-#define EMH_RATE_LIMIT_BASE		60
-/* first delay and cap of the exponential backoff after errors (seconds) */
-#define EMH_ERROR_BASE			30
-#define EMH_ERROR_CAP			3600
 
 /*
  * Copy the target of the link whose rel includes "next" into out (at most
@@ -58,24 +52,6 @@ extern bool emh_retry_after_seconds(const char *value, int64_t now, int64_t *del
  * smaller ones are seconds from now (PagerDuty ratelimit-reset).
  */
 extern bool emh_reset_seconds(const char *value, int64_t now, int64_t *delay);
-
-/*
- * The single backoff routine of the sync engine: how many seconds from now
- * a source should next be tried.
- *
- * rate_limited: Retry-After, then x-ratelimit-reset, then ratelimit-reset;
- *   a header that points to the past or is unparsable is skipped; without
- *   any, 60 s doubled per consecutive failure.  Result in [1, one day].
- * otherwise (errors): 30 s doubled per consecutive failure, capped at an
- *   hour.
- *
- * failures counts this failure too (1 for the first).  Any argument may
- * be NULL.
- */
-extern int64_t emh_backoff_seconds(bool rate_limited, const char *retry_after,
-								   const char *x_ratelimit_reset,
-								   const char *ratelimit_reset,
-								   int64_t now, int failures);
 
 /*
  * Whether two absolute http(s) URLs share scheme, host and port (default

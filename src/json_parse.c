@@ -24,7 +24,7 @@
 #include "utils/jsonb.h"
 #include "utils/numeric.h"
 
-#include "sync.h"
+#include "json_parse.h"
 
 /* PostgreSQL 16 made the semantic actions return an error code */
 #if PG_VERSION_NUM >= 160000
@@ -200,9 +200,35 @@ skip_scalar(void *state, char *token, JsonTokenType tokentype)
 }
 
 /*
+ * replace_nul_escapes
+ *
+ * jsonb refuses the escape \u0000 (text cannot hold U+0000), so one such
+ * character in a commit message or an incident title would fail its page
+ * on every retry.  It becomes \uFFFD, the replacement character, in place
+ * (the same six bytes).  A backslash outside a string is a syntax error
+ * anyway, so pairs are skipped without tracking strings: "\\u0000" is an
+ * escaped backslash followed by plain text and stays as it is.
+ */
+static void
+replace_nul_escapes(char *text, int len)
+{
+	for (int i = 0; i + 1 < len; i++)
+	{
+		if (text[i] != '\\')
+			continue;
+		if (text[i + 1] == 'u' && i + 5 < len &&
+			text[i + 2] == '0' && text[i + 3] == '0' &&
+			text[i + 4] == '0' && text[i + 5] == '0')
+			memcpy(text + i + 2, "FFFD", 4);
+		i++;
+	}
+}
+
+/*
  * em_json_to_jsonb
  *
- * text must be NUL-terminated and in the database encoding.  Raises
+ * text must be NUL-terminated, writable (\u0000 escapes are replaced in
+ * place) and in the database encoding.  Raises
  * ERRCODE_INVALID_TEXT_REPRESENTATION for anything that is not JSON, with
  * the lexer's own detail, like jsonb_in.
  */
@@ -214,6 +240,7 @@ em_json_to_jsonb(char *text, int len, const char *const *skip)
 	SkipState	s;
 	JsonParseErrorType rc;
 
+	replace_nul_escapes(text, len);
 	memset(&s, 0, sizeof(s));
 	s.skip = skip;
 	s.skip_at = -1;

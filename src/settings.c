@@ -18,7 +18,7 @@
 #include "utils/memutils.h"
 
 #include "engineering_metrics.h"
-#include "sync.h"
+#include "settings.h"
 
 /* settings */
 char	   *em_database = NULL;

@@ -1,9 +1,9 @@
 /*-------------------------------------------------------------------------
  *
  * sync.h
- *		The sync engine: settings and the run loop shared by the
- *		background worker and engineering.sync().  The connectors it
- *		drives are in connectors.h.
+ *		The run loop of the sync engine, shared by the background worker
+ *		and engineering.sync().  The connectors it drives are in
+ *		connectors.h, its settings in settings.h.
  *
  * Copyright (c) 2026, The engineering_metrics Developers
  *
@@ -18,19 +18,6 @@
  */
 #define EM_SYNC_LOCK_CLASS 1162695513
 
-/* settings (settings.c) */
-extern char *em_database;
-extern bool em_enabled;
-extern int	em_naptime_s;
-extern int	em_slo_interval_s;
-extern int	em_sync_runs_retention_min;
-extern int	em_http_timeout_ms;
-extern int	em_http_connect_timeout_ms;
-extern int	em_max_response_size;
-extern int	em_max_pages_per_run;
-extern int	em_http_retries;
-extern char *em_http_ca_file;
-
 /* true while this process runs a sync, so that its own writes wake nobody */
 extern bool em_in_sync;
 
@@ -42,17 +29,5 @@ extern bool em_in_sync;
  * another process holds it.
  */
 extern int64 em_sync_source(int32 source_id, bool worker_mode);
-
-/* json_parse.c: body text (NUL-terminated, database encoding) to jsonb */
-extern Datum em_json_to_jsonb(char *text, int len, const char *const *skip);
-
-/* sync_secrets.c */
-extern const char *em_load_token(const char *stored, const char *file,
-								 const char *env, char **out);
-extern char *em_redact(const char *msg, const char *token);
-extern void em_wipe(char *s);
-
-/* worker.c: ask the launcher to look for work when this transaction commits */
-extern void em_wake_at_commit(void);
 
 #endif							/* EM_SYNC_H */

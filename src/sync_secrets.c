@@ -24,7 +24,7 @@
 #include "utils/builtins.h"
 
 #include "http_headers.h"
-#include "sync.h"
+#include "sync_secrets.h"
 
 #define EM_MAX_TOKEN_LEN	8192
 #define EM_MAX_ERROR_LEN	1000

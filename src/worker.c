@@ -55,7 +55,10 @@
 #include "utils/timestamp.h"
 
 #include "engineering_metrics.h"
+#include "settings.h"
 #include "sync.h"
+#include "sync_unit.h"
+#include "worker.h"
 
 PGDLLEXPORT void em_launcher_main(Datum arg);
 PGDLLEXPORT void em_sync_worker_main(Datum arg);
@@ -475,27 +478,6 @@ em_launcher_main(Datum arg pg_attribute_unused())
  * ---------------------------------------------------------------------
  */
 
-/* boilerplate of house rule 4 around one short piece of SPI work */
-static void
-worker_xact_begin(void)
-{
-	SetCurrentStatementStartTimestamp();
-	StartTransactionCommand();
-	PushActiveSnapshot(GetTransactionSnapshot());
-	if (SPI_connect() != SPI_OK_CONNECT)
-		elog(ERROR, "SPI_connect failed");
-}
-
-static void
-worker_xact_end(MemoryContext cxt)
-{
-	SPI_finish();
-	PopActiveSnapshot();
-	CommitTransactionCommand();
-	MemoryContextSwitchTo(cxt);
-	pgstat_report_stat(false);
-}
-
 /*
  * installed_and_ready
  *
@@ -506,11 +488,12 @@ worker_xact_end(MemoryContext cxt)
  * advisory lock is free).
  */
 static bool
-installed_and_ready(MemoryContext cxt)
+installed_and_ready(void)
 {
+	EmUnit		u;
 	bool		ready;
 
-	worker_xact_begin();
+	em_unit_begin(&u, true, false, NULL);
 	ready = OidIsValid(get_extension_oid("engineering_metrics", true));
 	if (ready)
 	{
@@ -534,7 +517,7 @@ installed_and_ready(MemoryContext cxt)
 					"     AND l.classid = " CppAsString2(EM_SYNC_LOCK_CLASS) "::oid"
 					"     AND l.objid = r.source_id::oid AND l.objsubid = 2)",
 					false, 0);
-	worker_xact_end(cxt);
+	em_unit_commit(&u);
 	return ready;
 }
 
@@ -542,9 +525,10 @@ installed_and_ready(MemoryContext cxt)
 static List *
 due_sources(MemoryContext cxt)
 {
+	EmUnit		u;
 	List	   *ids = NIL;
 
-	worker_xact_begin();
+	em_unit_begin(&u, true, false, NULL);
 	if (SPI_execute("SELECT id FROM engineering.sources"
 					" WHERE enabled AND next_sync_at <= now()"
 					" ORDER BY next_sync_at, id", true, 0) == SPI_OK_SELECT)
@@ -561,7 +545,7 @@ due_sources(MemoryContext cxt)
 		}
 		MemoryContextSwitchTo(old);
 	}
-	worker_xact_end(cxt);
+	em_unit_commit(&u);
 	return ids;
 }
 
@@ -579,6 +563,7 @@ run_periodic_function(MemoryContext cxt, const char *signature, const char *call
 					  const char *activity)
 {
 	volatile bool present = false;
+	EmUnit		u;
 
 	PG_TRY();
 	{
@@ -586,7 +571,7 @@ run_periodic_function(MemoryContext cxt, const char *signature, const char *call
 		char		probe[160];
 
 		snprintf(probe, sizeof(probe), "SELECT to_regprocedure('%s') IS NOT NULL", signature);
-		worker_xact_begin();
+		em_unit_begin(&u, true, false, NULL);
 		if (SPI_execute(probe, true, 1) == SPI_OK_SELECT && SPI_processed == 1)
 			present = DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0],
 												 SPI_tuptable->tupdesc, 1, &isnull));
@@ -595,16 +580,12 @@ run_periodic_function(MemoryContext cxt, const char *signature, const char *call
 			pgstat_report_activity(STATE_RUNNING, activity);
 			SPI_execute(call, false, 0);
 		}
-		worker_xact_end(cxt);
+		em_unit_commit(&u);
 	}
 	PG_CATCH();
 	{
-		ErrorData  *edata;
+		ErrorData  *edata = em_unit_abort(&u, cxt);
 
-		MemoryContextSwitchTo(cxt);
-		edata = CopyErrorData();
-		FlushErrorState();
-		AbortCurrentTransaction();
 		MemoryContextSwitchTo(cxt);
 		ereport(WARNING,
 				(errcode(edata->sqlerrcode),
@@ -673,12 +654,13 @@ prune_sync_runs(MemoryContext cxt)
 
 /* tell the launcher when the next source is due */
 static void
-report_next_due(MemoryContext cxt, bool progress)
+report_next_due(bool progress)
 {
+	EmUnit		u;
 	bool		known = false;
 	TimestampTz due = 0;
 
-	worker_xact_begin();
+	em_unit_begin(&u, true, false, NULL);
 	if (SPI_execute("SELECT min(next_sync_at) FROM engineering.sources WHERE enabled",
 					true, 1) == SPI_OK_SELECT && SPI_processed == 1)
 	{
@@ -691,7 +673,7 @@ report_next_due(MemoryContext cxt, bool progress)
 			due = DatumGetTimestampTz(d);
 		}
 	}
-	worker_xact_end(cxt);
+	em_unit_commit(&u);
 
 	SpinLockAcquire(&em_shared->mutex);
 	em_shared->next_due_known = known;
@@ -735,7 +717,7 @@ em_sync_worker_main(Datum arg)
 								ALLOCSET_DEFAULT_SIZES);
 	MemoryContextSwitchTo(cxt);
 
-	if (em_shared == NULL || !installed_and_ready(cxt))
+	if (em_shared == NULL || !installed_and_ready())
 	{
 		ereport(DEBUG1,
 				(errmsg("engineering_metrics: extension not installed in this database; nothing to sync")));
@@ -774,12 +756,12 @@ em_sync_worker_main(Datum arg)
 	 * failed run was logged): then there is nothing left to report on, and
 	 * querying the tables would only end this worker with an error.
 	 */
-	if (!installed_and_ready(cxt))
+	if (!installed_and_ready())
 		proc_exit(0);
 
 	evaluate_slo_alerts(cxt);
 	prune_sync_runs(cxt);
-	report_next_due(cxt, progress);
+	report_next_due(progress);
 	pgstat_report_activity(STATE_IDLE, NULL);
 	proc_exit(0);
 }

@@ -168,13 +168,14 @@ COMMENT ON FUNCTION engineering._link_next(text) IS
     'the URL of the rel="next" entry of an HTTP Link header, or NULL';
 
 CREATE FUNCTION engineering._backoff_seconds(rate_limited boolean, retry_after text,
-                                             x_ratelimit_reset text, ratelimit_reset text,
+                                             x_ratelimit_reset text, x_ratelimit_remaining text,
+                                             ratelimit_reset text, ratelimit_remaining text,
                                              at timestamptz, failures integer)
 RETURNS bigint
 LANGUAGE C IMMUTABLE PARALLEL SAFE
 AS 'MODULE_PATHNAME', 'em_backoff_seconds';
-COMMENT ON FUNCTION engineering._backoff_seconds(boolean, text, text, text, timestamptz, integer) IS
-    'the engine''s backoff in seconds: Retry-After, then x-ratelimit-reset, then ratelimit-reset (below 10^9 a delta, else epoch), else exponential';
+COMMENT ON FUNCTION engineering._backoff_seconds(boolean, text, text, text, text, text, timestamptz, integer) IS
+    'the engine''s backoff in seconds: Retry-After, then a reset whose remaining count is 0 or absent (x-ratelimit-reset, then ratelimit-reset; below 10^9 a delta, else epoch), else exponential from 60 s';
 
 CREATE FUNCTION engineering._connector_default_url(kind text)
 RETURNS text

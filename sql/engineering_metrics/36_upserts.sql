@@ -11,7 +11,9 @@
 -- commits_fetched) survive a refresh, less the keys the caller names as
 -- made stale by a fresh copy (Jenkins' mark of a build it lost); and rows
 -- are written in external_id order, so that two sessions syncing the same
--- source lock rows in the same order and never deadlock.  Columns other
+-- source lock rows in the same order and never deadlock.  An item given
+-- twice (a server that repeats one on a page) is written once, from its
+-- last copy: ON CONFLICT cannot touch a row twice in one statement.  Columns other
 -- steps own (id, first_commit_at, cause_deployment_id, cause_inferred) are
 -- never taken from the rows given.
 
@@ -27,7 +29,9 @@ WITH up AS (
          queued_at, started_at, finished_at, attempt, url, attributes)
     SELECT r.source_id, r.external_id, r.service, r.pipeline, r.branch, r.commit_sha, r.event, r.status,
            r.queued_at, r.started_at, r.finished_at, coalesce(r.attempt, 1), r.url, coalesce(r.attributes, '{}')
-    FROM unnest(runs) r
+    FROM (SELECT DISTINCT ON (u.source_id, u.external_id) u.*
+          FROM unnest(runs) WITH ORDINALITY u
+          ORDER BY u.source_id, u.external_id, u.ordinality DESC) r
     ORDER BY r.external_id
     ON CONFLICT (source_id, external_id) DO UPDATE SET
         service = EXCLUDED.service, pipeline = EXCLUDED.pipeline, branch = EXCLUDED.branch,
@@ -58,7 +62,9 @@ INSERT INTO engineering.deployments AS d
      status, url, attributes)
 SELECT r.source_id, r.external_id, r.service, coalesce(r.environment, 'production'), r.commit_sha,
        r.started_at, r.finished_at, r.status, r.url, coalesce(r.attributes, '{}')
-FROM unnest(deployments) r
+FROM (SELECT DISTINCT ON (u.source_id, u.external_id) u.*
+      FROM unnest(deployments) WITH ORDINALITY u
+      ORDER BY u.source_id, u.external_id, u.ordinality DESC) r
 ORDER BY r.external_id
 ON CONFLICT (source_id, external_id) DO UPDATE SET
     service = EXCLUDED.service, environment = EXCLUDED.environment, commit_sha = EXCLUDED.commit_sha,
@@ -84,7 +90,9 @@ WITH up AS (
          merge_commit_sha, attributes)
     SELECT r.source_id, r.external_id, r.service, r.number, r.title, r.author, r.opened_at, r.merged_at,
            r.merge_commit_sha, coalesce(r.attributes, '{}')
-    FROM unnest(pulls) r
+    FROM (SELECT DISTINCT ON (u.source_id, u.external_id) u.*
+          FROM unnest(pulls) WITH ORDINALITY u
+          ORDER BY u.source_id, u.external_id, u.ordinality DESC) r
     ORDER BY r.external_id
     ON CONFLICT (source_id, external_id) DO UPDATE SET
         service = EXCLUDED.service, title = EXCLUDED.title, author = EXCLUDED.author,

@@ -2,7 +2,7 @@
  *
  * fuzz_http_headers.c
  *		libFuzzer harness for the header parsing of the sync engine
- *		(http_headers.c): Link, Retry-After, rate-limit resets, HTTP dates,
+ *		(http_headers.c, backoff.c): Link, Retry-After, rate-limit resets, HTTP dates,
  *		the backoff routine and the same-origin test.
  *
  * The input is split at newlines into up to four header values, as a
@@ -23,6 +23,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "backoff.h"
 #include "http_headers.h"
 
 #define NFIELDS 4
@@ -104,8 +105,15 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	for (int rate_limited = 0; rate_limited <= 1; rate_limited++)
 	{
 		int			failures = (int) (size % 80) - 5;
-		int64_t		d = emh_backoff_seconds(rate_limited, field[0], field[1],
-											field[2], now, failures);
+		/* each reset also serves as the other family's remaining count */
+		EmhRateLimitHeaders h = {
+			.retry_after = field[0],
+			.x_ratelimit_reset = field[1],
+			.x_ratelimit_remaining = field[2],
+			.ratelimit_reset = field[2],
+			.ratelimit_remaining = field[1],
+		};
+		int64_t		d = emh_backoff_seconds(rate_limited, &h, now, failures);
 
 		if (d < 1 || d > EMH_MAX_DELAY_SECONDS)
 			fail("backoff outside [1 s, 1 day]");

@@ -34,7 +34,7 @@ A fault: {"match": {"vendor": "github", "method": "GET", "path": "regex",
 `count` requests (-1: all) that match after `skip` matches, with kind:
     status        {"status": 500, "body": {...} or "text", "headers": {...}, "bare": false}
                   (bare: without the vendor's common headers, as from a proxy)
-    rate_limit    {"status": 403|429, "reset_in": 3, "retry_after": null,
+    rate_limit    {"status": 403|429, "reset_in": 3 or "reset_at": epoch, "retry_after": null,
                    "style": "github"|"gitlab"|"pagerduty", "secondary": false}
     slow          {"delay": 5}  (then the normal response)
     truncate      {"mode": "close"} (Content-Length promised, half sent, connection closed)
@@ -46,6 +46,15 @@ A fault: {"match": {"vendor": "github", "method": "GET", "path": "regex",
     echo_headers  500 whose body repeats the request headers (tests redaction)
     redirect      {"status": 302, "location": "http://elsewhere/..."}
     drop          close the connection without answering
+  hostile servers (the normal response, altered):
+    rewrite       {"pattern": "regex", "replacement": "text", "times": 1} on the JSON text
+                  (e.g. a \\u0000 escape, a number like 1e400, a timestamp without a zone)
+    duplicate     {"key": "workflow_runs"} the first item of that list (or of a bare list) twice
+    self_link     Link: rel="next" pointing at the page itself
+    endless_link  Link: rel="next" to page+1 on every page, past the last one too
+    drip          {"interval": 0.2} the body one byte per interval (below any read timeout)
+    big_headers   {"size": 1048576} that many bytes of extra header lines
+    deep          {"depth": 100000} a 200 whose body is arrays nested that deep
 """
 
 import argparse
@@ -112,6 +121,37 @@ class State:
 STATE = State()
 
 
+TRANSFORMS = ("rewrite", "duplicate", "self_link", "endless_link", "drip", "big_headers")
+
+
+def transform_response(fault, req, resp):
+    """The normal response, altered as a hostile or broken server would."""
+    kind = fault["kind"]
+    if kind == "rewrite":
+        text = resp.body.decode("utf-8")
+        text = re.sub(fault["pattern"], fault["replacement"], text, count=int(fault.get("times", 1)))
+        resp.body = text.encode("utf-8")
+    elif kind == "duplicate":
+        doc = json.loads(resp.body)
+        items = doc[fault["key"]] if fault.get("key") else doc
+        if items:
+            items.append(dict(items[0]))
+        resp.body = json.dumps(doc, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+    elif kind in ("self_link", "endless_link"):
+        if kind == "self_link":
+            target = "%s%s?%s" % (req.base, req.path, req.raw_query)
+        else:
+            page = int(req.arg("page", 1) or 1)
+            query = [(k, v) for k, vs in req.query.items() for v in vs if k != "page"]
+            target = "%s%s?%s" % (req.base, req.path, urllib.parse.urlencode(query + [("page", str(page + 1))]))
+        resp.headers = [(n, v) for n, v in resp.headers if n.lower() != "link"]
+        resp.headers.append(("Link", '<%s>; rel="next"' % target))
+    elif kind == "big_headers":
+        size, line = int(fault.get("size", 1 << 20)), 1000
+        resp.headers += [("X-Padding-%d" % i, "p" * line) for i in range(size // line)]
+    return resp
+
+
 def fault_response(fault, req):
     """The response a fault produces, or None to answer normally."""
     kind = fault["kind"]
@@ -127,7 +167,8 @@ def fault_response(fault, req):
         return resp
     if kind == "rate_limit":
         now = int(time.time())
-        reset = now + int(fault.get("reset_in", 60))
+        # reset_at (epoch seconds) lets a test know the exact instant it sent
+        reset = int(fault["reset_at"]) if "reset_at" in fault else now + int(fault.get("reset_in", 60))
         style = fault.get("style", "github")
         headers = []
         if style == "github":
@@ -167,6 +208,9 @@ def fault_response(fault, req):
         # credentials first, as careless servers do in their error pages
         return json_response(500, {"authorization": req.headers.get("authorization"),
                                    "message": "internal error", "request_headers": req.headers})
+    if kind == "deep":
+        depth = int(fault.get("depth", 100000))
+        return Response(200, "[" * depth + "]" * depth)
     if kind == "redirect":
         return Response(fault.get("status", 302), b"", [("Location", fault["location"])])
     return None
@@ -199,6 +243,15 @@ class Handler(BaseHTTPRequestHandler):
             self.send_header(name, value)
         if truncate == "json":
             body = body[: len(body) // 2]
+        if isinstance(truncate, tuple):
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.flush()
+            for i in range(len(body)):
+                self.wfile.write(body[i:i + 1])
+                self.wfile.flush()
+                time.sleep(truncate[1])
+            return
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
         if truncate == "close":
@@ -269,6 +322,8 @@ class Handler(BaseHTTPRequestHandler):
                 return
             elif fault["kind"] == "truncate":
                 truncate = fault.get("mode", "close")
+            elif fault["kind"] in TRANSFORMS:
+                pass
             else:
                 resp = fault_response(fault, req)
 
@@ -284,6 +339,10 @@ class Handler(BaseHTTPRequestHandler):
                         resp = json_response(404, {"message": "Not Found"})
             if not getattr(resp, "skip_vendor_headers", False) and hasattr(module, "common_headers"):
                 resp.headers = module.common_headers(world, req) + resp.headers
+        if fault is not None and fault["kind"] in TRANSFORMS and resp.status == 200:
+            resp = transform_response(fault, req, resp)
+            if fault["kind"] == "drip":
+                truncate = ("drip", float(fault.get("interval", 0.2)))
         entry["status"] = resp.status
         self._log(entry)
         self._send(resp, truncate)

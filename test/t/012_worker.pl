@@ -40,15 +40,22 @@ sub log_since
 }
 
 # --- not installed: quiet ----------------------------------------------------
+# The sync workers say at DEBUG1 that there is nothing to sync: wait until a
+# few have come and gone (a condition, not a sleep), then read the log.
 my $offset = -s $node->logfile;
 ok(wait_for(sub { launcher_pid() ne '' }, 30), 'the launcher runs');
-sleep 3;    # a few sync workers come and go
+$node->safe_psql('postgres', 'ALTER DATABASE postgres SET log_min_messages = debug1');
+my $idle_passes = qr/extension not installed in this database; nothing to sync/;
+ok(wait_for(sub { my @n = log_since($offset) =~ /$idle_passes/g; @n >= 3 }, 60),
+	'sync workers came and went');
+$node->safe_psql('postgres', 'ALTER DATABASE postgres RESET log_min_messages');
 unlike(log_since($offset), qr/(ERROR|WARNING|FATAL).*|engineering_metrics sync.*exited with exit code [1-9]/,
 	'without the extension the worker idles quietly');
 
 # --- a new source is synced by itself, woken on commit ------------------------
-$node->safe_psql('postgres', "ALTER SYSTEM SET engineering_metrics.naptime = '60s'; SELECT pg_reload_conf()");
-sleep 2;
+# (a restart, not a reload: the launcher surely runs with the new naptime)
+$node->safe_psql('postgres', "ALTER SYSTEM SET engineering_metrics.naptime = '1h'");
+$node->restart;
 $node->safe_psql('postgres', 'CREATE EXTENSION engineering_metrics');
 my $t0 = time;
 $node->safe_psql('postgres',
@@ -57,7 +64,7 @@ ok($node->poll_query_until('postgres',
 		"SELECT count(*) > 0 FROM engineering.sync_runs WHERE status = 'ok' AND started_by = 'worker'"),
 	'the worker synced the new source');
 my $waited = time - $t0;
-cmp_ok($waited, '<', 20, sprintf('within %.1f s although naptime is a minute: woken at commit', $waited));
+cmp_ok($waited, '<', 3600, sprintf('within %.1f s although naptime is an hour: woken at commit', $waited));
 my $e = github_expect($mock->world('github'), 'acme/shop', since => iso_epoch('2024-01-01T00:00:00Z'));
 is_deeply(db_map($node, 'SELECT external_id, status FROM engineering.pipeline_runs'),
 	{ map { $_ => $e->{runs}{$_}{status} } keys %{ $e->{runs} } },
@@ -84,8 +91,8 @@ ok($node->poll_query_until('postgres',
 	'the worker came back by itself');
 my $resumed = $node->safe_psql('postgres',
 	"SELECT extract(epoch FROM min(started_at)) FROM engineering.sync_runs WHERE id > $limited_id");
-ok($resumed >= $retry_at - 0.5 && $resumed < $retry_at + 10,
-	sprintf('at the reset (%.1f s after it), not before and not a naptime later', $resumed - $retry_at));
+ok($resumed >= $retry_at - 0.5 && $resumed < $retry_at + 1800,
+	sprintf('at the reset (%.1f s after it), not before and not a naptime (an hour) later', $resumed - $retry_at));
 
 # --- DROP DATABASE ----------------------------------------------------------
 $node->safe_psql('postgres', 'CREATE DATABASE other');
@@ -98,15 +105,13 @@ $node->safe_psql('emdb', "SELECT engineering.add_source('gh', 'github', '$url', 
 $node->safe_psql('postgres',
 	"ALTER SYSTEM SET engineering_metrics.database = 'emdb';
 	 ALTER SYSTEM SET engineering_metrics.naptime = '1s'; SELECT pg_reload_conf()");
-$t0 = time;
 ok($node->poll_query_until('emdb', "SELECT count(*) > 0 FROM engineering.sync_runs WHERE status = 'ok'"),
-	'the worker follows engineering_metrics.database');
-cmp_ok(time - $t0, '<', 15, 'as soon as the setting is reloaded');
+	'the worker follows engineering_metrics.database once the setting is reloaded');
 $offset = -s $node->logfile;
 my ($ret, $out, $err) = $node->psql('postgres', 'DROP DATABASE emdb');
 is($ret, 0, "the worker's database can be dropped while it is idle") or diag($err);
 ok(wait_for(sub { log_since($offset) =~ /database "emdb" does not exist/ }, 30), 'the launcher notices');
-sleep 4;
+sleep 4;    # an observation window of a few naptimes: slowness only weakens it
 my @said = log_since($offset) =~ /database "emdb" does not exist/g;
 is(scalar @said, 1, 'and says so once, not every naptime');
 is(launcher_pid() ne '', 1, 'the launcher keeps running');
@@ -125,7 +130,9 @@ $t0 = time;
 ($ret, $out, $err) = $node->psql('postgres', 'DROP DATABASE emdb2 WITH (FORCE)');
 my $took = time - $t0;
 is($ret, 0, 'DROP DATABASE ... WITH (FORCE) succeeds mid-transfer') or diag($err);
-cmp_ok($took, '<', 5, sprintf('in %.1f s: the transfer was interrupted', $took));
+# the reply would take 30 s (and the transfer times out at 30 s): well below
+# that, the drop did not wait for the transfer
+cmp_ok($took, '<', 25, sprintf('in %.1f s: the transfer was interrupted', $took));
 $mock->clear_faults;
 
 # --- SIGTERM: the launcher is restarted ------------------------------------
@@ -174,8 +181,11 @@ is($node->safe_psql('postgres',
 	'1', 'engineering_metrics.sync_runs_retention = 0 keeps every run');
 
 # --- switched off -----------------------------------------------------------
-$node->safe_psql('postgres', "ALTER SYSTEM SET engineering_metrics.enabled = off; SELECT pg_reload_conf()");
-sleep 2;
+# (a restart, so that the launcher surely runs with the setting off; the
+# sleep below is an observation window: a slow machine can only make the
+# assertion weaker, never fail it)
+$node->safe_psql('postgres', "ALTER SYSTEM SET engineering_metrics.enabled = off");
+$node->restart;
 $runs = $node->safe_psql('postgres', 'SELECT count(*) FROM engineering.sync_runs');
 $node->safe_psql('postgres', "SELECT engineering.alter_source('gh', enabled => true)");
 sleep 3;
@@ -184,6 +194,6 @@ is($node->safe_psql('postgres', 'SELECT count(*) FROM engineering.sync_runs'), $
 
 $t0 = time;
 $node->stop('fast');
-cmp_ok(time - $t0, '<', 10, 'the server stops promptly with the workers');
+cmp_ok(time - $t0, '<', 60, 'the server stops promptly with the workers (no worker holds it up)');
 $mock->stop;
 done_testing();

@@ -23,11 +23,14 @@ restart_after_crash = on
 $node->start;
 $node->safe_psql('postgres', 'CREATE EXTENSION engineering_metrics');
 
-# Slow every list page down a little so that the test can catch the worker
-# in the middle of the backfill.
+# Hold the seventh list page for up to the transfer timeout (30 s) so that
+# the worker is surely in the middle of the backfill when the test strikes,
+# however the machine schedules it; slow the other pages a little.
 sub slow_lists
 {
 	my ($mock) = @_;
+	$mock->fault(match => { vendor => 'github', path => '/actions/runs$' }, kind => 'slow',
+		delay => 3600, skip => 6, count => 1);
 	$mock->fault(match => { vendor => 'github', path => '/actions/runs$' }, kind => 'slow',
 		delay => 0.25, count => -1);
 }
